@@ -1,0 +1,619 @@
+"""Run a real Kafka broker, PostgreSQL and Prometheus on this machine, without Docker.
+
+Stdlib only, so the same code serves the `make demo` platform (state under `.local/`) and the test
+harness (throwaway directories, free ports). Kafka is assembled from Maven Central jars cached under
+the user's cache directory keyed by version, PostgreSQL and Prometheus come from Debian's packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.1"
+SLF4J_VERSION = "2.0.17"
+LOG4J_VERSION = "2.25.3"
+PG_VERSION = "15"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class PlatformError(RuntimeError):
+    """Something the platform needs is missing or did not start; the message says what to do."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "motcua"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); treat it as dead.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
+
+
+def stop_pid(pid: int, timeout: float = 30.0) -> None:
+    if not pid_alive(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        if not pid_alive(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _require(tool: str, hint: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise PlatformError(f"`{tool}` not found: {hint}")
+    return found
+
+
+# --------------------------------------------------------------------------- Kafka
+
+_KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>motcua.local</groupId><artifactId>kafka-runtime</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{kafka}</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId>
+      <version>{slf4j}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId>
+      <version>{log4j}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J2 = """status = error
+appender.f.type = File
+appender.f.name = F
+appender.f.fileName = ${sys:kafka.logs.dir}/server.log
+appender.f.layout.type = PatternLayout
+appender.f.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.f.ref = F
+logger.ready.name = kafka.server.KafkaRaftServer
+logger.ready.level = INFO
+"""
+
+
+def ensure_kafka_libs(version: str = KAFKA_VERSION) -> Path:
+    """Collect the broker's runtime jars once per version; later calls return the cached folder."""
+    target = cache_dir() / f"kafka-{version}" / "libs"
+    marker = target.parent / "complete"
+    if marker.exists():
+        return target
+    mvn = _require("mvn", "install Maven (apt-get install maven) to assemble the Kafka broker")
+    work = target.parent / "build"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)
+    work.mkdir(parents=True)
+    (work / "pom.xml").write_text(
+        _KAFKA_POM.format(kafka=version, slf4j=SLF4J_VERSION, log4j=LOG4J_VERSION)
+    )
+    print(f"motcua-local: fetching Apache Kafka {version} jars from Maven Central...", flush=True)
+    proc = subprocess.run(
+        [
+            mvn,
+            "-q",
+            "-B",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={target}",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise PlatformError(f"mvn could not fetch Kafka {version}:\n{proc.stdout}\n{proc.stderr}")
+    shutil.rmtree(work, ignore_errors=True)
+    marker.write_text(version)
+    return target
+
+
+@dataclass
+class Kafka:
+    """A single-node KRaft broker (combined broker + controller)."""
+
+    data_dir: Path
+    port: int
+    controller_port: int
+    pid: int | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> None:
+        if self.pid is not None and pid_alive(self.pid) and port_open(self.port):
+            return
+        java = _require(
+            "java", "install a Java 17+ runtime (apt-get install openjdk-17-jre-headless)"
+        )
+        libs = ensure_kafka_libs()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        logs = self.data_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        props = self.data_dir / "server.properties"
+        props.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={self.data_dir / 'data'}",
+                    "num.partitions=4",
+                    "auto.create.topics.enable=true",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=4",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "",
+                ]
+            )
+        )
+        log4j = self.data_dir / "log4j2.properties"
+        log4j.write_text(_LOG4J2)
+        classpath = f"{libs}/*"
+        if not (self.data_dir / "data" / "meta.properties").exists():
+            cluster_id = str(uuid.uuid4().hex[:22])
+            subprocess.run(
+                [
+                    java,
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(props),
+                    "-g",
+                ],
+                check=True,
+                capture_output=True,
+            )
+        server_log = logs / "server.log"
+        start_offset = server_log.stat().st_size if server_log.exists() else 0
+        with (logs / "stdout.log").open("ab") as out:
+            proc = subprocess.Popen(
+                [
+                    java,
+                    "-Xms256m",
+                    "-Xmx768m",
+                    "-XX:+UseG1GC",
+                    "-Djava.awt.headless=true",
+                    f"-Dkafka.logs.dir={logs}",
+                    f"-Dlog4j2.configurationFile={log4j}",
+                    "-cp",
+                    classpath,
+                    "kafka.Kafka",
+                    str(props),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid = proc.pid
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise PlatformError(f"Kafka exited with {proc.returncode}; see {logs}")
+            if server_log.exists():
+                with server_log.open("rb") as fh:
+                    fh.seek(start_offset)
+                    if b"Kafka Server started" in fh.read() and port_open(self.port):
+                        return
+            time.sleep(0.2)
+        raise PlatformError(f"Kafka did not start within {timeout:.0f}s; see {logs}")
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            stop_pid(self.pid, timeout=60.0)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _pg_bin(tool: str) -> str:
+    candidate = Path(f"/usr/lib/postgresql/{PG_VERSION}/bin/{tool}")
+    if candidate.exists():
+        return str(candidate)
+    for found in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"), reverse=True):
+        return str(found)
+    return _require(tool, "install PostgreSQL (apt-get install postgresql)")
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root; Debian's package provides the `postgres` user.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+@dataclass
+class Postgres:
+    """A throwaway PostgreSQL cluster made with initdb, listening on 127.0.0.1 with trust auth."""
+
+    data_dir: Path
+    port: int
+    pid: int | None = None
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def dsn_for(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        if self.pid is not None and pid_alive(self.pid) and port_open(self.port):
+            return
+        pgdata = self.data_dir / "pgdata"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.data_dir, "postgres", "postgres")
+            # The postgres user must be able to reach the directory through its parents.
+            for parent in self.data_dir.parents:
+                if parent == Path("/"):
+                    break
+                mode = parent.stat().st_mode
+                if not mode & 0o001:
+                    os.chmod(parent, mode | 0o001)
+        if not (pgdata / "PG_VERSION").exists():
+            subprocess.run(
+                _as_postgres(
+                    [
+                        _pg_bin("initdb"),
+                        "-D",
+                        str(pgdata),
+                        "-U",
+                        "postgres",
+                        "-A",
+                        "trust",
+                        "-E",
+                        "UTF8",
+                        "--locale=C.UTF-8",
+                        "--no-sync",
+                    ]
+                ),
+                check=True,
+                capture_output=True,
+            )
+        log = self.data_dir / "postgres.log"
+        options = (
+            f"-p {self.port} -h 127.0.0.1 -k {self.data_dir} -c fsync=on "
+            "-c max_connections=200 -c shared_buffers=256MB -c synchronous_commit=on"
+        )
+        subprocess.run(
+            _as_postgres(
+                [
+                    _pg_bin("pg_ctl"),
+                    "-D",
+                    str(pgdata),
+                    "-l",
+                    str(log),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        pidfile = pgdata / "postmaster.pid"
+        self.pid = int(pidfile.read_text().splitlines()[0])
+
+    def stop(self) -> None:
+        pgdata = self.data_dir / "pgdata"
+        if (pgdata / "postmaster.pid").exists():
+            subprocess.run(
+                _as_postgres([_pg_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]),
+                check=False,
+                capture_output=True,
+            )
+
+    def create_database(self, name: str) -> str:
+        psql = _pg_bin("psql")
+        exists = subprocess.run(
+            [
+                psql,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{name}'",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        if exists.stdout.strip() != "1":
+            subprocess.run(
+                [
+                    psql,
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    "-c",
+                    f'CREATE DATABASE "{name}"',
+                ],
+                check=True,
+                capture_output=True,
+            )
+        return self.dsn_for(name)
+
+
+# --------------------------------------------------------------------------- Prometheus
+
+
+@dataclass
+class Prometheus:
+    """A Prometheus server scraping the given targets every second."""
+
+    data_dir: Path
+    port: int
+    pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_config(self, targets: Sequence[str], rule_files: Sequence[Path] = ()) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "prometheus.yml"
+        lines = [
+            "global:",
+            "  scrape_interval: 1s",
+            "  evaluation_interval: 1s",
+        ]
+        if rule_files:
+            lines.append("rule_files:")
+            lines += [f"  - {path}" for path in rule_files]
+        lines += [
+            "scrape_configs:",
+            "  - job_name: motcua-metrics",
+            "    static_configs:",
+            "      - targets: [" + ", ".join(f"'{t}'" for t in targets) + "]",
+            "",
+        ]
+        config.write_text("\n".join(lines))
+        return config
+
+    def start(self, targets: Sequence[str], timeout: float = 30.0) -> None:
+        binary = _require("prometheus", "install Prometheus (apt-get install prometheus)")
+        config = self.write_config(targets)
+        if self.pid is not None and pid_alive(self.pid):
+            return
+        with (self.data_dir / "prometheus.log").open("ab") as out:
+            proc = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--web.enable-lifecycle",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid = proc.pid
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise PlatformError(
+                    f"Prometheus exited with {proc.returncode}; see {self.data_dir}"
+                )
+            if port_open(self.port):
+                return
+            time.sleep(0.2)
+        raise PlatformError("Prometheus did not start in time")
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            stop_pid(self.pid)
+
+
+# ------------------------------------------------------------------ the `make demo` platform
+
+STATE_DIR = REPO_ROOT / ".local"
+STATE_FILE = STATE_DIR / "platform.json"
+
+
+def _load_state() -> dict[str, int]:
+    if STATE_FILE.exists():
+        data: dict[str, int] = json.loads(STATE_FILE.read_text())
+        return data
+    return {}
+
+
+def _save_state(state: dict[str, int]) -> None:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    STATE_FILE.write_text(json.dumps(state, indent=2))
+
+
+def _components(state: dict[str, int]) -> tuple[Kafka, Postgres, Prometheus]:
+    kafka = Kafka(
+        STATE_DIR / "kafka",
+        state["kafka_port"],
+        state["kafka_controller_port"],
+        state.get("kafka_pid"),
+    )
+    postgres = Postgres(STATE_DIR / "postgres", state["postgres_port"], state.get("postgres_pid"))
+    prometheus = Prometheus(
+        STATE_DIR / "prometheus", state["prometheus_port"], state.get("prometheus_pid")
+    )
+    return kafka, postgres, prometheus
+
+
+def write_env(state: dict[str, int], postgres: Postgres, kafka: Kafka) -> Path:
+    """The shell environment the services read; `make demo` sources it."""
+    env = STATE_DIR / "env"
+    env.write_text(
+        "\n".join(
+            [
+                f"export MOTCUA_KAFKA_BOOTSTRAP={kafka.bootstrap}",
+                f"export MOTCUA_DATABASE_URL={postgres.dsn_for('motcua')}",
+                f"export MOTCUA_PROMETHEUS_URL=http://127.0.0.1:{state['prometheus_port']}",
+                f"export MOTCUA_INTAKE_PORT={state['intake_port']}",
+                f"export MOTCUA_PROCESSING_PORT={state['processing_port']}",
+                f"export MOTCUA_METRICS_PORT={state['metrics_port']}",
+                "",
+            ]
+        )
+    )
+    return env
+
+
+def up() -> dict[str, int]:
+    state = _load_state()
+    for key in (
+        "kafka_port",
+        "kafka_controller_port",
+        "postgres_port",
+        "prometheus_port",
+        "intake_port",
+        "processing_port",
+        "metrics_port",
+    ):
+        if key not in state:
+            state[key] = free_port()
+    kafka, postgres, prometheus = _components(state)
+    postgres.start()
+    postgres.create_database("motcua")
+    kafka.start()
+    prometheus.start([f"127.0.0.1:{state['metrics_port']}"])
+    state.update(
+        kafka_pid=kafka.pid or 0, postgres_pid=postgres.pid or 0, prometheus_pid=prometheus.pid or 0
+    )
+    _save_state(state)
+    write_env(state, postgres, kafka)
+    return state
+
+
+def status() -> dict[str, str]:
+    state = _load_state()
+    if not state:
+        return {"platform": "not started"}
+    report = {}
+    for name, port in (
+        ("kafka", state["kafka_port"]),
+        ("postgres", state["postgres_port"]),
+        ("prometheus", state["prometheus_port"]),
+    ):
+        alive = port_open(port)
+        report[name] = f"{'up' if alive else 'down'} on 127.0.0.1:{port}"
+    return report
+
+
+def down() -> None:
+    state = _load_state()
+    if not state:
+        return
+    kafka, postgres, prometheus = _components(state)
+    prometheus.stop()
+    kafka.stop()
+    postgres.stop()
+    for key in ("kafka_pid", "postgres_pid", "prometheus_pid"):
+        state.pop(key, None)
+    _save_state(state)
+
+
+@contextlib.contextmanager
+def throwaway(base: Path) -> Iterator[tuple[Kafka, Postgres]]:
+    """A broker and a cluster on free ports under `base`, stopped on exit (for the tests)."""
+    kafka = Kafka(base / "kafka", free_port(), free_port())
+    postgres = Postgres(base / "postgres", free_port())
+    try:
+        postgres.start()
+        kafka.start()
+        yield kafka, postgres
+    finally:
+        kafka.stop()
+        postgres.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="motcua-local", description=__doc__)
+    parser.add_argument("command", choices=["up", "status", "down", "fetch"])
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "fetch":
+            print(ensure_kafka_libs())
+        elif args.command == "up":
+            up()
+            for name, line in status().items():
+                print(f"{name:<11} {line}")
+        elif args.command == "status":
+            for name, line in status().items():
+                print(f"{name:<11} {line}")
+        else:
+            down()
+            print("platform stopped")
+    except PlatformError as exc:
+        print(f"motcua-local: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

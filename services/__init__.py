@@ -1,0 +1,1 @@
+"""The three motcua services: intake, processing and metrics."""

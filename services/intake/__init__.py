@@ -1,0 +1,1 @@
+"""intake: the one-stop counters' HTTP API (Bộ phận tiếp nhận và trả kết quả)."""

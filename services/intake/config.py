@@ -1,0 +1,18 @@
+"""Settings of the intake service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+REFERENCE_DIR = Path(__file__).parent / "reference"
+
+
+class IntakeSettings(ServiceSettings):
+    reference_dir: Path = REFERENCE_DIR
+    calendar_override: Path | None = None
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    relay_batch_size: int = Field(default=2000, ge=1)

@@ -1,0 +1,124 @@
+"""Pure rules of reception: what a counter may accept, the dossier code and the appointment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.intake.reference import Procedure, ReferenceData, Unit
+from shared.calendar import LOCAL_TZ, WorkingCalendar
+from shared.contract import ApplicantKind, Channel, DocumentComponent
+from shared.ids import personal_id_problem, tax_code_problem
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApplicantIn(_In):
+    kind: ApplicantKind
+    id_number: str = Field(
+        min_length=10,
+        max_length=14,
+        description="12-digit personal ID for a citizen, tax code for a business",
+    )
+    name: str = Field(min_length=1, max_length=200)
+
+
+class SubmissionIn(_In):
+    """A dossier handed in at the counter (or online, or by post)."""
+
+    procedure_code: str = Field(min_length=1, max_length=32)
+    applicant: ApplicantIn
+    channel: Channel
+    components: list[DocumentComponent] = Field(default_factory=list, max_length=100)
+    competent_unit: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The competent authority when receiving across administrative boundaries",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A submission that passed every rule: what reception records."""
+
+    procedure: Procedure
+    competent_unit: Unit
+
+
+def check_submission(
+    submission: SubmissionIn, unit: Unit, reference: ReferenceData, today: date
+) -> Admission | list[FieldError]:
+    errors: list[FieldError] = []
+    applicant = submission.applicant
+    if applicant.kind is ApplicantKind.CITIZEN:
+        problem = personal_id_problem(applicant.id_number, today)
+    else:
+        problem = tax_code_problem(applicant.id_number)
+    if problem is not None:
+        errors.append(FieldError("applicant.id_number", problem))
+
+    competent = unit
+    if submission.competent_unit is not None and submission.competent_unit != unit.code:
+        other = reference.units.get(submission.competent_unit)
+        if other is None:
+            errors.append(FieldError("competent_unit", "unknown administrative unit"))
+        else:
+            competent = other
+
+    procedure = reference.procedures.get(submission.procedure_code)
+    if procedure is None:
+        errors.append(FieldError("procedure_code", "not in the procedure catalog"))
+    elif not reference.offers(competent, procedure):
+        errors.append(
+            FieldError(
+                "procedure_code",
+                f"unit {competent.code} ({competent.level}) is not competent for this "
+                f"{procedure.competent_level}-level procedure",
+            )
+        )
+    else:
+        errors.extend(_component_errors(submission, procedure))
+    if errors or procedure is None:
+        return errors
+    return Admission(procedure=procedure, competent_unit=competent)
+
+
+def _component_errors(submission: SubmissionIn, procedure: Procedure) -> list[FieldError]:
+    errors = []
+    handed_in = [c.code for c in submission.components]
+    if len(set(handed_in)) != len(handed_in):
+        errors.append(FieldError("components", "a component is listed twice"))
+    missing = sorted(procedure.required_components - set(handed_in))
+    if missing:
+        errors.append(FieldError("components", "missing required: " + ", ".join(missing)))
+    unknown = sorted(set(handed_in) - {c.code for c in procedure.components})
+    if unknown:
+        errors.append(FieldError("components", "not part of this procedure: " + ", ".join(unknown)))
+    return errors
+
+
+def dossier_code(unit_code: str, day: date, sequence: int) -> str:
+    """`{unit code}-{yymmdd}-{4-digit daily sequence}`, e.g. H15.50.05.13-261008-0975."""
+    return f"{unit_code}-{day:%y%m%d}-{sequence:04d}"
+
+
+def reception_day(received_at: datetime) -> date:
+    return received_at.astimezone(LOCAL_TZ).date()
+
+
+def appointment_for(
+    calendar: WorkingCalendar, procedure: Procedure, received_at: datetime
+) -> datetime:
+    return calendar.appointment(
+        received_at, procedure.processing_days, has_cutoff=procedure.cutoff_next_day
+    )

@@ -1,0 +1,73 @@
+"""Reference data: administrative units and the procedure catalog, loaded from versioned files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Level = Literal["province", "district", "commune"]
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    code: str
+    name: str
+    level: Level
+    parent: str | None
+    province: str
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    code: str
+    required: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Procedure:
+    """A procedure (thủ tục hành chính) of the catalog."""
+
+    code: str
+    name: str
+    field: str
+    competent_level: Level
+    processing_days: int
+    cutoff_next_day: bool
+    result_is_paper: bool
+    fee_bearing: bool
+    online_level: int
+    components: tuple[Component, ...]
+
+    @property
+    def required_components(self) -> frozenset[str]:
+        return frozenset(c.code for c in self.components if c.required)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceData:
+    version: str
+    units: dict[str, Unit]
+    procedures: dict[str, Procedure]
+
+    def offers(self, unit: Unit, procedure: Procedure) -> bool:
+        """A unit receives the procedures of its own level (the competent level's counters)."""
+        return unit.level == procedure.competent_level
+
+
+def load_reference(directory: Path) -> ReferenceData:
+    units_doc = json.loads((directory / "units.json").read_text(encoding="utf-8"))
+    procs_doc = json.loads((directory / "procedures.json").read_text(encoding="utf-8"))
+    units = {u["code"]: Unit(**u) for u in units_doc["units"]}
+    procedures = {
+        p["code"]: Procedure(
+            **{k: v for k, v in p.items() if k != "components"},
+            components=tuple(Component(**c) for c in p["components"]),
+        )
+        for p in procs_doc["procedures"]
+    }
+    for unit in units.values():
+        if unit.parent is not None and unit.parent not in units:
+            raise ValueError(f"unit {unit.code} has unknown parent {unit.parent}")
+    return ReferenceData(f"{units_doc['version']}/{procs_doc['version']}", units, procedures)

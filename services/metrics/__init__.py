@@ -1,0 +1,1 @@
+"""metrics: exact aggregates of status events, exposed to Prometheus."""

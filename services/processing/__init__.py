@@ -1,0 +1,1 @@
+"""processing: every dossier's resolution, deadline and digitization, with the officers' API."""

@@ -1,0 +1,15 @@
+"""Settings of the processing service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+
+class ProcessingSettings(ServiceSettings):
+    consumer_group: str = "motcua-processing"
+    max_batch: int = Field(default=1000, ge=1, le=10000)
+    calendar_override: Path | None = None

@@ -1,0 +1,126 @@
+"""The working-day calendar and the working clock (DOMAIN.md, "The project's precise rules").
+
+Pure: no I/O besides reading an optional override file at construction. The working clock runs all
+24 hours of a working day and stands still on other days; appointments, pauses and elapsed time
+are all measured on it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import holidays
+
+LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+DAY = timedelta(hours=24)
+OFFICE_OPENS = time(8, 0)
+RECEPTION_CUTOFF = time(15, 0)
+
+
+class Timeliness(StrEnum):
+    EARLY = "early"
+    ON_TIME = "on_time"
+    LATE = "late"
+
+
+@dataclass(frozen=True)
+class WorkingCalendar:
+    """Monday–Friday, minus public holidays and local days off, plus government swap workdays."""
+
+    days_off: frozenset[date] = field(default_factory=frozenset)
+    extra_workdays: frozenset[date] = field(default_factory=frozenset)
+
+    @classmethod
+    def vietnam(cls, years: Iterable[int], override: Path | None = None) -> WorkingCalendar:
+        """Vietnam's holidays and swap days from the `holidays` package, plus a local override file.
+
+        The override is JSON: {"days_off": ["2026-01-02"], "workdays": ["2026-01-10"]}.
+        """
+        vn = holidays.country_holidays("VN", years=list(years))
+        days_off = set(vn.keys())
+        workdays = {d for d in getattr(vn, "weekend_workdays", set())}
+        if override is not None:
+            data = json.loads(override.read_text())
+            days_off |= {date.fromisoformat(d) for d in data.get("days_off", [])}
+            workdays |= {date.fromisoformat(d) for d in data.get("workdays", [])}
+            days_off -= {date.fromisoformat(d) for d in data.get("workdays", [])}
+        return cls(frozenset(days_off), frozenset(workdays))
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self.extra_workdays:
+            return True
+        return day.weekday() < 5 and day not in self.days_off
+
+    def next_working_day(self, day: date) -> date:
+        day += timedelta(days=1)
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
+        return day
+
+    # ------------------------------------------------------------------ the working clock
+
+    def start_of_clock(self, received_at: datetime, *, has_cutoff: bool) -> datetime:
+        """When the clock starts: the reception, or 08:00 of the next working day when received on
+        a non-working day or after the procedure's 15:00 cut-off."""
+        local = received_at.astimezone(LOCAL_TZ)
+        late = has_cutoff and local.time() >= RECEPTION_CUTOFF
+        if self.is_working_day(local.date()) and not late:
+            return local
+        return datetime.combine(self.next_working_day(local.date()), OFFICE_OPENS, LOCAL_TZ)
+
+    def advance(self, start: datetime, working: timedelta) -> datetime:
+        """The instant when the working clock has run `working` since `start`."""
+        current = start.astimezone(LOCAL_TZ)
+        remaining = working
+        while True:
+            day = current.date()
+            if self.is_working_day(day):
+                midnight = datetime.combine(day + timedelta(days=1), time(0), LOCAL_TZ)
+                left_today = midnight - current
+                if remaining <= left_today:
+                    return current + remaining
+                remaining -= left_today
+                current = midnight
+            else:
+                current = datetime.combine(self.next_working_day(day), time(0), LOCAL_TZ)
+
+    def working_time(self, start: datetime, end: datetime) -> timedelta:
+        """Working-clock time between two instants (zero if end is not after start)."""
+        a = start.astimezone(LOCAL_TZ)
+        b = end.astimezone(LOCAL_TZ)
+        total = timedelta(0)
+        while a < b:
+            midnight = datetime.combine(a.date() + timedelta(days=1), time(0), LOCAL_TZ)
+            segment_end = min(midnight, b)
+            if self.is_working_day(a.date()):
+                total += segment_end - a
+            a = segment_end
+        return total
+
+    def appointment(
+        self, received_at: datetime, working_days: int, *, has_cutoff: bool
+    ) -> datetime:
+        """The appointment (ngày hẹn trả): N × 24 h of working clock after the start."""
+        return self.advance(
+            self.start_of_clock(received_at, has_cutoff=has_cutoff), working_days * DAY
+        )
+
+
+def classify(end: datetime, appointment: datetime, *, supplement_requests: int = 0) -> Timeliness:
+    """Early if the end falls on an earlier date than the appointment, on time if on its date and
+    not after it, late otherwise; a second supplementation request makes it late regardless."""
+    if supplement_requests > 1:
+        return Timeliness.LATE
+    end_day = end.astimezone(LOCAL_TZ).date()
+    due_day = appointment.astimezone(LOCAL_TZ).date()
+    if end_day < due_day:
+        return Timeliness.EARLY
+    if end <= appointment:
+        return Timeliness.ON_TIME
+    return Timeliness.LATE

@@ -1,0 +1,92 @@
+"""How every motcua consumer reads Kafka: batches of raw records, acknowledged only after commit.
+
+FastStream's Kafka default (ACK_FIRST) is at-most-once; here offsets are committed after the
+handler's database transaction, and an unexpected error rewinds the batch (NACK_ON_ERROR) so it is
+delivered again. Handlers are idempotent, so redelivery changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
+
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+# Transient: the database is unreachable or busy. Retried with backoff, never dead-lettered.
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kafka record as a handler sees it: raw bytes plus where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+async def _raw_records(message: StreamMessage[Any]) -> Any:
+    # Decoding is the handler's job: a malformed value must reach it to be dead-lettered.
+    raw = message.raw_message
+    records = raw if isinstance(raw, tuple) else (raw,)
+    return [Record(r.topic, r.partition, r.offset, r.key, r.value or b"") for r in records]
+
+
+async def retry_transient(
+    action: Callable[[], Awaitable[None]], *, what: str, max_delay: float = 10.0
+) -> None:
+    """Run `action` until it succeeds, backing off while the database is unavailable."""
+    delay = 0.2
+    while True:
+        try:
+            await action()
+        except TRANSIENT_DB_ERRORS as exc:
+            log.warning("transient failure, retrying", what=what, error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+        else:
+            return
+
+
+def subscribe_batches(
+    broker: KafkaBroker,
+    topic: str,
+    group_id: str,
+    handler: Callable[[Sequence[Record]], Awaitable[None]],
+    *,
+    max_records: int = 1000,
+) -> None:
+    """Register `handler` for batches of `topic` in consumer group `group_id`."""
+
+    async def on_batch(records: Any) -> None:
+        await handler(records)
+
+    broker.subscriber(
+        topic,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=50,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw_records,
+    )(on_batch)

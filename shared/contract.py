@@ -1,0 +1,233 @@
+"""The event contract v1: the only thing the services share about each other.
+
+Add-only: new optional fields and new event types may appear in v1; renaming or removing needs v2.
+Every event is one envelope (`event_id`, `type`, `schema_version`, `occurred_at`, `dossier_id`, the
+receiving and competent unit codes) with a typed payload. Events never carry a national ID in
+clear: applicants appear as a keyed hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from shared.calendar import Timeliness
+from shared.ids import uuid7
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Topic names, defined once. Every record's key is the dossier id (per-dossier order).
+
+    The prefix lets several deployments (or test runs) share one cluster without seeing each other.
+    """
+
+    prefix: str = ""
+
+    @property
+    def dossier_events(self) -> str:
+        return f"{self.prefix}motcua.dossier-events.v1"
+
+    @property
+    def status_events(self) -> str:
+        return f"{self.prefix}motcua.status-events.v1"
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.prefix}motcua.dead-letter.v1"
+
+    def all(self) -> tuple[str, str, str]:
+        return (self.dossier_events, self.status_events, self.dead_letter)
+
+
+def dossier_key(dossier_id: UUID) -> bytes:
+    return str(dossier_id).encode()
+
+
+class Channel(StrEnum):
+    """KenhThucHien: 1 in person at the counter, 2 online, 3 public postal service."""
+
+    IN_PERSON = "in_person"
+    ONLINE = "online"
+    POSTAL = "postal"
+
+
+class DossierStatus(IntEnum):
+    """The status codes of provincial one-stop systems, kept for interoperability."""
+
+    REGISTERED = 1
+    RECEIVED = 2
+    REFUSED_AT_RECEPTION = 3
+    PROCESSING = 4
+    SUPPLEMENT_REQUESTED = 5
+    PAYMENT_REQUESTED = 6
+    WITHDRAWN = 7
+    STOPPED = 8
+    RESOLVED = 9
+    RESULT_RETURNED = 10
+
+
+class ApplicantKind(StrEnum):
+    CITIZEN = "citizen"
+    BUSINESS = "business"
+
+
+class _Model(BaseModel):
+    # Input models refuse unknown fields: a typo in a producer must fail loudly, not vanish.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+class DocumentComponent(_Model):
+    """A component (thành phần hồ sơ) of the dossier as handed in."""
+
+    code: str = Field(min_length=1, max_length=64)
+    digitized: bool = False
+    reused: bool = False
+
+
+class DossierReceivedPayload(_Model):
+    dossier_code: str
+    procedure_code: str
+    channel: Channel
+    applicant_kind: ApplicantKind
+    applicant_ref: str = Field(description="HMAC of the applicant's ID, never the ID itself")
+    received_at: AwareDatetime
+    appointment_at: AwareDatetime
+    processing_days: int = Field(ge=0)
+    components: tuple[DocumentComponent, ...] = ()
+    result_is_paper: bool = True
+
+
+class ReasonPayload(_Model):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class EmptyPayload(_Model):
+    pass
+
+
+class RatingPayload(_Model):
+    satisfied: bool
+    criteria: tuple[str, ...] = ()
+
+
+class StatusChangedPayload(_Model):
+    """What metrics needs about a dossier after each change, so it never queries processing."""
+
+    dossier_code: str
+    procedure_code: str
+    channel: Channel
+    status: DossierStatus
+    previous_status: DossierStatus | None
+    received_at: AwareDatetime
+    appointment_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    timeliness: Timeliness | None = None
+    elapsed_working_days: float | None = None
+    supplement_requests: int = 0
+    components_total: int = 0
+    components_digitized: int = 0
+    components_reused: int = 0
+    result_electronic: bool | None = None
+    overdue: bool = False
+    satisfied: bool | None = None
+
+
+# --------------------------------------------------------------------------- envelopes
+
+
+class _Envelope(_Model):
+    event_id: UUID
+    schema_version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    dossier_id: UUID
+    receiving_unit: str = Field(min_length=1, max_length=64)
+    competent_unit: str = Field(min_length=1, max_length=64)
+
+
+class DossierReceived(_Envelope):
+    type: Literal["DossierReceived"] = "DossierReceived"
+    payload: DossierReceivedPayload
+
+
+class DossierRefusedAtReception(_Envelope):
+    type: Literal["DossierRefusedAtReception"] = "DossierRefusedAtReception"
+    payload: ReasonPayload
+
+
+class SupplementReceived(_Envelope):
+    type: Literal["SupplementReceived"] = "SupplementReceived"
+    payload: EmptyPayload = EmptyPayload()
+
+
+class ResultReturned(_Envelope):
+    type: Literal["ResultReturned"] = "ResultReturned"
+    payload: EmptyPayload = EmptyPayload()
+
+
+class DossierWithdrawn(_Envelope):
+    type: Literal["DossierWithdrawn"] = "DossierWithdrawn"
+    payload: ReasonPayload
+
+
+class DossierRated(_Envelope):
+    type: Literal["DossierRated"] = "DossierRated"
+    payload: RatingPayload
+
+
+class DossierStatusChanged(_Envelope):
+    type: Literal["DossierStatusChanged"] = "DossierStatusChanged"
+    payload: StatusChangedPayload
+
+
+DossierEvent = Annotated[
+    DossierReceived
+    | DossierRefusedAtReception
+    | SupplementReceived
+    | ResultReturned
+    | DossierWithdrawn
+    | DossierRated,
+    Field(discriminator="type"),
+]
+StatusEvent = DossierStatusChanged
+
+_dossier_events: TypeAdapter[DossierEvent] = TypeAdapter(DossierEvent)
+
+
+def decode_dossier_event(raw: bytes) -> DossierEvent:
+    """Parse one record of the dossier-events topic; raises pydantic.ValidationError if invalid."""
+    return _dossier_events.validate_json(raw)
+
+
+def decode_status_event(raw: bytes) -> DossierStatusChanged:
+    return DossierStatusChanged.model_validate_json(raw)
+
+
+def encode(event: _Envelope) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def new_event_fields(
+    occurred_at: datetime, dossier_id: UUID, receiving_unit: str, competent_unit: str
+) -> dict[str, object]:
+    """The envelope fields of a new event, with a fresh UUIDv7 id."""
+    return {
+        "event_id": uuid7(),
+        "occurred_at": occurred_at,
+        "dossier_id": dossier_id,
+        "receiving_unit": receiving_unit,
+        "competent_unit": competent_unit,
+    }
+
+
+__all__ = ["Timeliness"]  # re-exported: the contract's timeliness is the calendar's classification

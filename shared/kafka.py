@@ -1,0 +1,100 @@
+"""Kafka plumbing on FastStream: the idempotent producer, topics, and the dead-letter helper."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
+
+from shared.contract import Topics
+from shared.logging import get_logger, mask_text
+
+log = get_logger(__name__)
+
+# Partitions bound how far a consumer group can scale out (KEDA scales up to this count).
+DEFAULT_PARTITIONS = 8
+
+
+def make_broker(bootstrap: str, client_id: str) -> KafkaBroker:
+    """A broker whose producer is idempotent with acks=all: no duplicate or lost write on retry."""
+    return KafkaBroker(
+        bootstrap,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        # The services log what matters; FastStream's per-message lines would flood the logs.
+        logger=None,
+    )
+
+
+async def ensure_topics(
+    bootstrap: str, topics: Topics, partitions: int = DEFAULT_PARTITIONS
+) -> None:
+    """Create the contract's topics where the cluster lets clients do so (dev, tests).
+
+    In production Strimzi's KafkaTopic resources own them; an existing topic is left as it is.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, num_partitions=partitions, replication_factor=1)
+            for name in topics.all()
+            if name not in existing
+        ]
+        if wanted:
+            # Another service may create them at the same moment.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(wanted)
+    finally:
+        await admin.close()
+
+
+def validation_reason(error: ValidationError) -> str:
+    """A reason for a dead letter that names the fields and the rule, never the input values."""
+    parts = []
+    for item in error.errors(include_input=False, include_url=False):
+        location = ".".join(str(p) for p in item["loc"]) or "<root>"
+        parts.append(f"{location}: {item['type']}")
+    return "invalid event: " + "; ".join(parts[:10])
+
+
+async def dead_letter(
+    broker: KafkaBroker,
+    topics: Topics,
+    *,
+    value: bytes,
+    key: bytes | None,
+    reason: str,
+    source_topic: str,
+    partition: int,
+    offset: int,
+    consumer: str,
+) -> None:
+    """Park a message that can never be processed, with why and where it came from.
+
+    The value is stored with national IDs masked (a malformed producer may have put one in clear).
+    Awaited to the broker's acknowledgement: the caller commits the source offset only after this.
+    """
+    headers: dict[str, Any] = {
+        "x-dead-letter-reason": mask_text(reason)[:1000],
+        "x-original-topic": source_topic,
+        "x-original-partition": str(partition),
+        "x-original-offset": str(offset),
+        "x-consumer": consumer,
+    }
+    masked = mask_text(value.decode("utf-8", errors="replace")).encode()
+    await broker.publish(masked, topics.dead_letter, key=key, headers=headers)
+    log.warning(
+        "event dead-lettered",
+        reason=reason,
+        source_topic=source_topic,
+        partition=partition,
+        offset=offset,
+    )

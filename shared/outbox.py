@@ -1,0 +1,151 @@
+"""The transactional outbox: events written with the state change, published by a single relay.
+
+Each service has an `outbox` table in its own schema (created by its migrations, same shape).
+Exactly one relay per schema publishes at a time (a PostgreSQL advisory lock elects it), so the
+events of one dossier leave in the order they were written even with several replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+from prometheus_client import Counter, Gauge
+
+from shared.db import Connection
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+OUTBOX_BACKLOG = Gauge(
+    "motcua_outbox_backlog",
+    "Events written to the outbox and not yet published to Kafka",
+    ["service"],
+)
+OUTBOX_PUBLISHED = Counter(
+    "motcua_outbox_published_total", "Events the outbox relay has published to Kafka", ["service"]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+async def enqueue(conn: Connection, messages: Sequence[OutboxMessage]) -> None:
+    """Write events in the caller's transaction; the trigger on `outbox` wakes the relay."""
+    if not messages:
+        return
+    await conn.executemany(
+        "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
+        [(m.topic, m.key, m.value) for m in messages],
+    )
+
+
+def _leader_key(schema: str) -> int:
+    return (
+        int.from_bytes(hashlib.sha256(f"motcua-relay:{schema}".encode()).digest()[:8], "big") >> 1
+    )
+
+
+class OutboxRelay:
+    """Publishes the outbox to Kafka in id order and deletes what the broker acknowledged."""
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        broker: KafkaBroker,
+        *,
+        batch_size: int = 2000,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._dsn = dsn
+        self._schema = schema
+        self._broker = broker
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "outbox relay interrupted",
+                    schema=self._schema,
+                    error=repr(exc),
+                    retry_in_s=backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            else:
+                backoff = 0.5
+
+    async def _lead(self) -> None:
+        conn = await asyncpg.connect(self._dsn, server_settings={"search_path": self._schema})
+        try:
+            # Followers poll for leadership: a lock cannot be awaited with a timeout here.
+            while not await conn.fetchval(  # noqa: ASYNC110
+                "SELECT pg_try_advisory_lock($1)", _leader_key(self._schema)
+            ):
+                await asyncio.sleep(self._poll_interval)
+            # Connecting here, not at start, lets a service start while Kafka is down.
+            await self._broker.connect()
+            await conn.add_listener("motcua_outbox", self._on_notify)
+            log.info("outbox relay leading", schema=self._schema)
+            while True:
+                published = await self._publish_batch(conn)
+                if published < self._batch_size:
+                    self._wakeup.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    def _on_notify(self, *_args: object) -> None:
+        self._wakeup.set()
+
+    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT $1", self._batch_size
+        )
+        if not rows:
+            OUTBOX_BACKLOG.labels(self._schema).set(0)
+            return 0
+        futures = [
+            await self._broker.publish(r["value"], r["topic"], key=r["key"], no_confirm=True)
+            for r in rows
+        ]
+        # Delete only after every record is acknowledged (acks=all): a crash in between republishes,
+        # and consumers drop the duplicate by event id.
+        await asyncio.gather(*futures)
+        await conn.execute(
+            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+        )
+        OUTBOX_PUBLISHED.labels(self._schema).inc(len(rows))
+        backlog = await conn.fetchval("SELECT count(*) FROM outbox")
+        OUTBOX_BACKLOG.labels(self._schema).set(backlog)
+        return len(rows)

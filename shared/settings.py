@@ -1,0 +1,58 @@
+"""Settings from the environment: one validated object per service, built in its app factory."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.contract import Topics
+
+# Only for development and tests; production refuses to start with it.
+DEV_ID_HASH_KEY = "motcua-development-only-key"
+DEV_TOKEN_KEY = "motcua-development-only-token-key"  # noqa: S105 - refused in production
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs; each service subclasses it with its own fields."""
+
+    model_config = SettingsConfigDict(env_prefix="MOTCUA_", extra="ignore", frozen=True)
+
+    environment: Environment = Environment.DEVELOPMENT
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = Field(default="", pattern=r"^[a-zA-Z0-9._-]*$")
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/motcua"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "INFO"
+    id_hash_key: SecretStr = SecretStr(DEV_ID_HASH_KEY)
+    # Comma-separated HS256 keys; the first signs development tokens, all verify (key rotation).
+    token_keys: SecretStr = SecretStr(DEV_TOKEN_KEY)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.kafka_topic_prefix)
+
+    @property
+    def token_key_list(self) -> list[str]:
+        return [k.strip() for k in self.token_keys.get_secret_value().split(",") if k.strip()]
+
+    @model_validator(mode="after")
+    def _refuse_insecure_defaults(self) -> Self:
+        if self.environment is Environment.PRODUCTION:
+            if self.id_hash_key.get_secret_value() == DEV_ID_HASH_KEY:
+                raise ValueError("MOTCUA_ID_HASH_KEY must be set to a secret outside development")
+            if len(self.id_hash_key.get_secret_value()) < 32:
+                raise ValueError("MOTCUA_ID_HASH_KEY must be at least 32 characters")
+            if DEV_TOKEN_KEY in self.token_key_list:
+                raise ValueError("MOTCUA_TOKEN_KEYS must not contain the development key")
+        return self
