@@ -79,8 +79,8 @@ PROVINCE_CODES = frozenset(
     ]
 )
 
-_PERSONAL_ID = re.compile(r"\d{12}")
-_TAX_CODE = re.compile(r"(\d{10})(?:-(\d{3}))?")
+_PERSONAL_ID = re.compile(r"[0-9]{12}")
+_TAX_CODE = re.compile(r"([0-9]{10})(?:-([0-9]{3}))?")
 _TAX_WEIGHTS = (31, 29, 23, 19, 17, 13, 7, 5, 3)
 
 

@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 KAFKA_VERSION = "4.1.1"
@@ -159,6 +159,8 @@ class Kafka:
     port: int
     controller_port: int
     pid: int | None = None
+    # Kept so the child is reaped by us, not reported by Popen.__del__ as still running.
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def bootstrap(self) -> str:
@@ -244,6 +246,7 @@ class Kafka:
                 start_new_session=True,
             )
         self.pid = proc.pid
+        self.proc = proc
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -259,6 +262,8 @@ class Kafka:
     def stop(self) -> None:
         if self.pid is not None:
             stop_pid(self.pid, timeout=60.0)
+        if self.proc is not None:
+            self.proc.wait()
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -412,6 +417,7 @@ class Prometheus:
     data_dir: Path
     port: int
     pid: int | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -457,6 +463,7 @@ class Prometheus:
                 start_new_session=True,
             )
         self.pid = proc.pid
+        self.proc = proc
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -471,6 +478,8 @@ class Prometheus:
     def stop(self) -> None:
         if self.pid is not None:
             stop_pid(self.pid)
+        if self.proc is not None:
+            self.proc.wait()
 
 
 # ------------------------------------------------------------------ the `make demo` platform

@@ -1,0 +1,30 @@
+# The two commands the README starts with: `make demo` and `make test`. Both install what they need.
+.PHONY: bootstrap demo demo-stop test lint unit platform-up platform-down
+
+VENV := .venv/bin
+
+bootstrap:
+	@bash deploy/local/bootstrap.sh
+
+demo: bootstrap
+	@bash deploy/local/demo.sh
+
+demo-stop:
+	@bash deploy/local/demo.sh stop
+
+lint: bootstrap
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy services shared tests deploy/local
+
+test: lint
+	$(VENV)/pytest
+
+unit: bootstrap
+	$(VENV)/pytest tests/unit
+
+platform-up: bootstrap
+	$(VENV)/python deploy/local/motcua_local.py up
+
+platform-down:
+	@python3 deploy/local/motcua_local.py down

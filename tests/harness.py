@@ -1,0 +1,114 @@
+"""Run motcua services as real processes for the tests, and wait for what a user would see."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import motcua_local
+
+from shared.auth import mint
+from shared.settings import DEV_TOKEN_KEY
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class ServiceProcess:
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.port = motcua_local.free_port()
+        self.env = {**os.environ, **env}
+        self.log_path = log_dir / f"{name}-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> ServiceProcess:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "services.cli",
+                    "serve",
+                    self.name,
+                    "--port",
+                    str(self.port),
+                ],
+                env=self.env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready: {self.log_path.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, as when a node dies."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def logs(self) -> str:
+        return self.log_path.read_text()
+
+
+def counter_token(unit: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {mint(DEV_TOKEN_KEY, unit=unit, role='counter', subject='t')}"
+    }
+
+
+def officer_token(unit: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {mint(DEV_TOKEN_KEY, unit=unit, role='officer', subject='o')}"
+    }
+
+
+async def scrape(url: str) -> dict[str, float]:
+    """The samples of a /metrics page, keyed by `name{labels}` exactly as exposed."""
+    samples = {}
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"{url}/metrics")).text
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within: float = 60.0, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out after {within}s waiting for {what}")

@@ -1,0 +1,173 @@
+"""The foundation's promises on the real broker: exact counts across a kill -9, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from services.intake.samples import sample_submission
+from shared.contract import (
+    ApplicantKind,
+    Channel,
+    DossierReceived,
+    DossierReceivedPayload,
+    Topics,
+    dossier_key,
+    encode,
+    new_event_fields,
+)
+from tests.conftest import Isolated
+from tests.harness import ServiceProcess, counter_token, eventually, scrape
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def procs(isolated: Isolated, tmp_path: Path) -> Iterator[list[ServiceProcess]]:
+    started: list[ServiceProcess] = []
+    yield started
+    for proc in started:
+        proc.stop()
+
+
+def start(
+    name: str, isolated: Isolated, tmp_path: Path, procs: list[ServiceProcess], **extra: str
+) -> ServiceProcess:
+    proc = ServiceProcess(name, {**isolated.env(), **extra}, tmp_path)
+    procs.append(proc)
+    return proc.start()
+
+
+async def test_killing_processing_mid_run_leaves_counts_exact(
+    isolated: Isolated, tmp_path: Path, procs: list[ServiceProcess]
+) -> None:
+    intake = start("intake", isolated, tmp_path, procs)
+    metrics = start("metrics", isolated, tmp_path, procs)
+    # Small batches so the kill lands between commits, with work still in flight.
+    processing = start("processing", isolated, tmp_path, procs, MOTCUA_MAX_BATCH="20")
+    rng = random.Random(11)
+    submissions = [sample_submission(rng) for _ in range(300)]
+
+    async with httpx.AsyncClient(base_url=intake.url, timeout=30) as client:
+
+        async def submit(unit: str, body: dict[str, object]) -> None:
+            response = await client.post("/v1/dossiers", json=body, headers=counter_token(unit))
+            assert response.status_code == 201, response.text
+
+        await asyncio.gather(*(submit(u, b) for u, b in submissions[:150]))
+        processing.kill()
+        await asyncio.gather(*(submit(u, b) for u, b in submissions[150:]))
+    processing.start()
+
+    conn = await asyncpg.connect(isolated.database_url)
+    try:
+
+        async def all_processed() -> bool:
+            return bool(await conn.fetchval("SELECT count(*) FROM processing.dossiers") == 300)
+
+        await eventually(all_processed, what="300 dossiers in processing")
+
+        async def all_counted() -> bool:
+            samples = await scrape(metrics.url)
+            return (
+                sum(v for k, v in samples.items() if k.startswith("motcua_dossiers_received_total"))
+                == 300
+            )
+
+        await eventually(all_counted, what="300 dossiers at /metrics")
+        # Exactly once: one timeline entry and one status event per dossier, no more.
+        assert await conn.fetchval("SELECT count(*) FROM processing.timeline") == 300
+        assert (
+            await conn.fetchval(
+                "SELECT coalesce(sum(value), 0) FROM metrics.counters WHERE name = 'received'"
+            )
+            == 300
+        )
+        expected: dict[str, int] = {}
+        for unit, body in submissions:
+            key = f'motcua_dossiers_received_total{{channel="{body["channel"]}",unit="{unit}"}}'
+            expected[key] = expected.get(key, 0) + 1
+        samples = await scrape(metrics.url)
+        assert {k: samples[k] for k in expected} == expected
+    finally:
+        await conn.close()
+
+
+def valid_event() -> DossierReceived:
+    now = datetime.now(UTC)
+    return DossierReceived(
+        **new_event_fields(now, uuid.uuid4(), "T001", "T001"),
+        payload=DossierReceivedPayload(
+            dossier_code="T001-261127-9001",
+            procedure_code="1.001612",
+            channel=Channel.ONLINE,
+            applicant_kind=ApplicantKind.CITIZEN,
+            applicant_ref="ab" * 32,
+            received_at=now,
+            appointment_at=now + timedelta(days=3),
+            processing_days=3,
+        ),
+    )
+
+
+async def test_malformed_event_goes_to_dead_letter_and_the_next_one_is_processed(
+    isolated: Isolated, tmp_path: Path, procs: list[ServiceProcess]
+) -> None:
+    start("processing", isolated, tmp_path, procs)
+    topics = Topics(isolated.topic_prefix)
+    good = valid_event()
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.platform.kafka.bootstrap)
+    await producer.start()
+    try:
+        key = dossier_key(good.dossier_id)
+        # Same key: same partition, so the good event sits right behind the poison one.
+        await producer.send_and_wait(
+            topics.dossier_events,
+            b'{"type": "DossierReceived", "applicant": "079203001234"',
+            key=key,
+        )
+        await producer.send_and_wait(topics.dossier_events, encode(good), key=key)
+    finally:
+        await producer.stop()
+
+    conn = await asyncpg.connect(isolated.database_url)
+    try:
+
+        async def good_one_stored() -> bool:
+            found = await conn.fetchval(
+                "SELECT count(*) FROM processing.dossiers WHERE id = $1", good.dossier_id
+            )
+            return bool(found == 1)
+
+        await eventually(good_one_stored, what="the valid event applied")
+    finally:
+        await conn.close()
+
+    consumer = AIOKafkaConsumer(
+        topics.dead_letter,
+        bootstrap_servers=isolated.platform.kafka.bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=10_000)
+        letters = [r for records in batches.values() for r in records]
+    finally:
+        await consumer.stop()
+    assert len(letters) == 1
+    headers = {k: v.decode() for k, v in letters[0].headers}
+    assert headers["x-dead-letter-reason"].startswith("invalid event: ")
+    assert headers["x-original-topic"] == topics.dossier_events
+    # The dead letter keeps the evidence but never the national ID in clear.
+    assert b"079203001234" not in letters[0].value
+    assert b"079*********" in letters[0].value

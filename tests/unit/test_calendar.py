@@ -1,0 +1,84 @@
+"""The worked examples of DOMAIN.md, Vietnamese holidays, and properties of the working clock."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.calendar import DAY, LOCAL_TZ, Timeliness, WorkingCalendar, classify
+
+CAL = WorkingCalendar.vietnam(range(2024, 2028))
+
+
+def at(y: int, m: int, d: int, h: int = 0, mi: int = 0) -> datetime:
+    return datetime(y, m, d, h, mi, tzinfo=LOCAL_TZ)
+
+
+def test_monday_plus_three_days_is_thursday_same_time() -> None:
+    # 2026-11-02 is a Monday without holidays that week.
+    appointment = CAL.appointment(at(2026, 11, 2, 10), 3, has_cutoff=False)
+    assert appointment == at(2026, 11, 5, 10)
+    assert classify(at(2026, 11, 4, 16), appointment) is Timeliness.EARLY
+    assert classify(at(2026, 11, 5, 9), appointment) is Timeliness.ON_TIME
+    assert classify(at(2026, 11, 5, 11), appointment) is Timeliness.LATE
+
+
+def test_friday_plus_one_day_is_monday() -> None:
+    assert CAL.appointment(at(2026, 11, 6, 10), 1, has_cutoff=False) == at(2026, 11, 9, 10)
+
+
+def test_after_cutoff_counts_from_next_working_day_at_eight() -> None:
+    # Tuesday 15:30, procedure with the 15:00 cut-off, 1 working day.
+    assert CAL.appointment(at(2026, 11, 3, 15, 30), 1, has_cutoff=True) == at(2026, 11, 5, 8)
+    # Without the cut-off the clock starts at reception.
+    assert CAL.appointment(at(2026, 11, 3, 15, 30), 1, has_cutoff=False) == at(2026, 11, 4, 15, 30)
+
+
+def test_tet_and_swap_days() -> None:
+    assert not CAL.is_working_day(date(2026, 2, 17))  # Lunar New Year
+    assert CAL.is_working_day(date(2026, 8, 22))  # a Saturday worked in exchange
+    assert not CAL.is_working_day(date(2026, 8, 31))  # the day off it buys
+    # Received the Friday before Tết 2026 (13 Feb) with 1 working day: Tết week is skipped.
+    assert CAL.appointment(at(2026, 2, 13, 10), 1, has_cutoff=False) == at(2026, 2, 23, 10)
+
+
+def test_second_supplementation_request_makes_it_late() -> None:
+    due = at(2026, 11, 5, 10)
+    assert classify(at(2026, 11, 3, 10), due, supplement_requests=2) is Timeliness.LATE
+
+
+def test_override_file_adds_days_off_and_workdays(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "override.json"
+    path.write_text('{"days_off": ["2026-11-04"], "workdays": ["2026-11-07"]}')
+    cal = WorkingCalendar.vietnam([2026], path)
+    assert not cal.is_working_day(date(2026, 11, 4))
+    assert cal.is_working_day(date(2026, 11, 7))
+
+
+instants = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2027, 6, 30)).map(
+    lambda d: d.replace(tzinfo=LOCAL_TZ)
+)
+
+
+@given(instants, st.integers(min_value=0, max_value=60), st.booleans())
+def test_appointment_never_before_reception(received: datetime, days: int, cutoff: bool) -> None:
+    appointment = CAL.appointment(received, days, has_cutoff=cutoff)
+    assert appointment >= received
+    assert (
+        CAL.working_time(CAL.start_of_clock(received, has_cutoff=cutoff), appointment) == days * DAY
+    )
+
+
+@given(instants, st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=40)))
+def test_advance_and_working_time_are_inverse(start: datetime, working: timedelta) -> None:
+    assert CAL.working_time(start, CAL.advance(start, working)) == working
+
+
+@given(instants, instants, instants)
+def test_working_time_is_additive(a: datetime, b: datetime, c: datetime) -> None:
+    a, b, c = sorted((a, b, c))
+    assert CAL.working_time(a, c) == CAL.working_time(a, b) + CAL.working_time(b, c)
