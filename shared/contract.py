@@ -108,6 +108,18 @@ class DossierReceivedPayload(_Model):
     result_is_paper: bool = True
 
 
+class RefusalPayload(_Model):
+    """A dossier refused at reception (mẫu 03): it never enters processing."""
+
+    dossier_code: str
+    procedure_code: str
+    channel: Channel
+    applicant_kind: ApplicantKind
+    applicant_ref: str
+    received_at: AwareDatetime
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class ReasonPayload(_Model):
     reason: str = Field(min_length=1, max_length=2000)
 
@@ -118,7 +130,22 @@ class EmptyPayload(_Model):
 
 class RatingPayload(_Model):
     satisfied: bool
-    criteria: tuple[str, ...] = ()
+    criteria: tuple[str, ...] = Field(default=(), max_length=20)
+
+
+class ResolutionPayload(_Model):
+    """Approve with a result (electronic or paper), or refuse with a reason."""
+
+    approved: bool
+    result_electronic: bool = False
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class ApologyPayload(_Model):
+    """The apology letter (mẫu 04) for an overdue dossier, with the new appointment."""
+
+    new_appointment_at: AwareDatetime
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 class StatusChangedPayload(_Model):
@@ -139,7 +166,10 @@ class StatusChangedPayload(_Model):
     components_digitized: int = 0
     components_reused: int = 0
     result_electronic: bool | None = None
+    approved: bool | None = None
+    digitized: bool = False
     overdue: bool = False
+    apology_issued: bool = False
     satisfied: bool | None = None
 
 
@@ -153,6 +183,9 @@ class _Envelope(_Model):
     dossier_id: UUID
     receiving_unit: str = Field(min_length=1, max_length=64)
     competent_unit: str = Field(min_length=1, max_length=64)
+    actor: str | None = Field(
+        default=None, max_length=200, description="who acted (not a person's ID)"
+    )
 
 
 class DossierReceived(_Envelope):
@@ -162,7 +195,7 @@ class DossierReceived(_Envelope):
 
 class DossierRefusedAtReception(_Envelope):
     type: Literal["DossierRefusedAtReception"] = "DossierRefusedAtReception"
-    payload: ReasonPayload
+    payload: RefusalPayload
 
 
 class SupplementReceived(_Envelope):
@@ -185,21 +218,70 @@ class DossierRated(_Envelope):
     payload: RatingPayload
 
 
+# Officers' actions. Processing applies them from its own API; on the dossier-events topic they
+# only come from a historical import, which replays a dossier's whole timeline.
+
+
+class ProcessingStarted(_Envelope):
+    type: Literal["ProcessingStarted"] = "ProcessingStarted"
+    payload: EmptyPayload = EmptyPayload()
+
+
+class SupplementRequested(_Envelope):
+    type: Literal["SupplementRequested"] = "SupplementRequested"
+    payload: ReasonPayload
+
+
+class DossierResolved(_Envelope):
+    type: Literal["DossierResolved"] = "DossierResolved"
+    payload: ResolutionPayload
+
+
+class DossierStopped(_Envelope):
+    type: Literal["DossierStopped"] = "DossierStopped"
+    payload: ReasonPayload
+
+
+class ResultDigitized(_Envelope):
+    type: Literal["ResultDigitized"] = "ResultDigitized"
+    payload: EmptyPayload = EmptyPayload()
+
+
+class ApologyIssued(_Envelope):
+    type: Literal["ApologyIssued"] = "ApologyIssued"
+    payload: ApologyPayload
+
+
 class DossierStatusChanged(_Envelope):
     type: Literal["DossierStatusChanged"] = "DossierStatusChanged"
     payload: StatusChangedPayload
 
 
-DossierEvent = Annotated[
+class DossierOverdue(_Envelope):
+    """An open dossier passed its appointment: emitted once per dossier by the overdue watch."""
+
+    type: Literal["DossierOverdue"] = "DossierOverdue"
+    payload: StatusChangedPayload
+
+
+CounterEvent = (
     DossierReceived
     | DossierRefusedAtReception
     | SupplementReceived
     | ResultReturned
     | DossierWithdrawn
-    | DossierRated,
-    Field(discriminator="type"),
-]
-StatusEvent = DossierStatusChanged
+    | DossierRated
+)
+OfficerEvent = (
+    ProcessingStarted
+    | SupplementRequested
+    | DossierResolved
+    | DossierStopped
+    | ResultDigitized
+    | ApologyIssued
+)
+DossierEvent = Annotated[CounterEvent | OfficerEvent, Field(discriminator="type")]
+StatusEvent = Annotated[DossierStatusChanged | DossierOverdue, Field(discriminator="type")]
 
 _dossier_events: TypeAdapter[DossierEvent] = TypeAdapter(DossierEvent)
 
@@ -209,8 +291,11 @@ def decode_dossier_event(raw: bytes) -> DossierEvent:
     return _dossier_events.validate_json(raw)
 
 
-def decode_status_event(raw: bytes) -> DossierStatusChanged:
-    return DossierStatusChanged.model_validate_json(raw)
+_status_events: TypeAdapter[StatusEvent] = TypeAdapter(StatusEvent)
+
+
+def decode_status_event(raw: bytes) -> DossierStatusChanged | DossierOverdue:
+    return _status_events.validate_json(raw)
 
 
 def encode(event: _Envelope) -> bytes:
@@ -218,7 +303,11 @@ def encode(event: _Envelope) -> bytes:
 
 
 def new_event_fields(
-    occurred_at: datetime, dossier_id: UUID, receiving_unit: str, competent_unit: str
+    occurred_at: datetime,
+    dossier_id: UUID,
+    receiving_unit: str,
+    competent_unit: str,
+    actor: str | None = None,
 ) -> dict[str, object]:
     """The envelope fields of a new event, with a fresh UUIDv7 id."""
     return {
@@ -227,6 +316,7 @@ def new_event_fields(
         "dossier_id": dossier_id,
         "receiving_unit": receiving_unit,
         "competent_unit": competent_unit,
+        "actor": actor,
     }
 
 

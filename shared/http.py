@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.auth import Caller, InvalidToken, Role, verify
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -95,8 +97,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 Check = Callable[[], Awaitable[bool]]
 
 
-def health_router(checks: dict[str, Check]) -> APIRouter:
-    """/healthz: the process is alive. /readyz: every dependency answers (broker, database)."""
+def health_router(
+    checks: dict[str, Check], informational: frozenset[str] = frozenset()
+) -> APIRouter:
+    """/healthz: the process is alive. /readyz: every dependency answers (broker, database).
+
+    An informational check is reported but does not make the service unready.
+    """
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
@@ -111,7 +118,7 @@ def health_router(checks: dict[str, Check]) -> APIRouter:
                 results[name] = "ok" if await check() else "unreachable"
             except Exception as exc:
                 results[name] = f"error: {type(exc).__name__}"
-        ready = all(v == "ok" for v in results.values())
+        ready = all(v == "ok" for k, v in results.items() if k not in informational)
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": results},
             status_code=200 if ready else 503,
@@ -195,3 +202,18 @@ def metrics_router(registry: CollectorRegistry = REGISTRY) -> APIRouter:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def bearer_caller(authorization: str | None, keys: list[str], role: Role) -> Caller:
+    """The caller of one unit named by a bearer token of the given role; 401/403 otherwise."""
+    if authorization is None or not authorization.lower().startswith("bearer "):
+        raise Problem(
+            401, "Unauthorized", "Send `Authorization: Bearer <token>`", kind="unauthorized"
+        )
+    try:
+        caller = verify(authorization[7:].strip(), keys)
+    except InvalidToken as exc:
+        raise Problem(401, "Unauthorized", f"Invalid token: {exc}", kind="unauthorized") from exc
+    if caller.role != role:
+        raise Problem(403, "Forbidden", f"This API is for the {role} role", kind="forbidden")
+    return caller

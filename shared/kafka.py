@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -98,3 +99,24 @@ async def dead_letter(
         partition=partition,
         offset=offset,
     )
+
+
+async def start_when_available(broker: KafkaBroker, what: str, max_delay: float = 10.0) -> None:
+    """Start the broker (producer and subscribers), retrying until Kafka answers.
+
+    For a service that must work while Kafka is down (intake keeps accepting dossiers).
+    """
+    delay = 0.5
+    while True:
+        try:
+            await broker.start()
+        except Exception as exc:
+            log.warning(
+                "kafka unavailable, retrying", service=what, error=repr(exc), retry_in_s=delay
+            )
+            await broker.stop()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+        else:
+            log.info("kafka connected", service=what)
+            return

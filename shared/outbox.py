@@ -111,8 +111,6 @@ class OutboxRelay:
                 "SELECT pg_try_advisory_lock($1)", _leader_key(self._schema)
             ):
                 await asyncio.sleep(self._poll_interval)
-            # Connecting here, not at start, lets a service start while Kafka is down.
-            await self._broker.connect()
             await conn.add_listener("motcua_outbox", self._on_notify)
             log.info("outbox relay leading", schema=self._schema)
             while True:

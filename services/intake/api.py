@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -12,12 +13,20 @@ from pydantic import BaseModel, Field
 
 from services.intake import domain
 from services.intake.context import Intake
-from services.intake.store import LostRace, StoredDossier
+from services.intake.store import AlreadyRated, LostRace, StoredDossier
 from shared.auth import Caller
 from shared.contract import (
-    ApplicantKind,
+    DossierRated,
     DossierReceived,
     DossierReceivedPayload,
+    DossierRefusedAtReception,
+    DossierStatus,
+    DossierWithdrawn,
+    RatingPayload,
+    ReasonPayload,
+    RefusalPayload,
+    ResultReturned,
+    SupplementReceived,
     dossier_key,
     encode,
     new_event_fields,
@@ -42,10 +51,14 @@ def _caller(request: Request, intake: Annotated[Intake, Depends(_intake)]) -> Ca
 
 IntakeDep = Annotated[Intake, Depends(_intake)]
 CurrentCounter = Annotated[Caller, Depends(_caller)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(max_length=200, description="Retrying with the same key returns the same dossier"),
+]
 
 
 class Receipt(BaseModel):
-    """The receipt and appointment (mẫu 01: giấy tiếp nhận hồ sơ và hẹn trả kết quả)."""
+    """The receipt and appointment (mẫu 01), or the refusal note (mẫu 03)."""
 
     dossier_id: UUID
     dossier_code: str = Field(examples=["T001.H01.X01-261127-0001"])
@@ -54,7 +67,10 @@ class Receipt(BaseModel):
     procedure_code: str
     channel: str
     received_at: datetime
-    appointment_at: datetime
+    appointment_at: datetime | None
+    status: int
+    status_name: str
+    refusal_reason: str | None = None
 
     @classmethod
     def of(cls, stored: StoredDossier) -> Receipt:
@@ -67,11 +83,32 @@ class Receipt(BaseModel):
             channel=stored.channel,
             received_at=stored.received_at,
             appointment_at=stored.appointment_at,
+            status=stored.status,
+            status_name=DossierStatus(stored.status).name.lower(),
+            refusal_reason=stored.refusal_reason,
         )
 
 
-def _request_hash(submission: domain.SubmissionIn) -> str:
-    return hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
+class Accepted(BaseModel):
+    """The action is recorded and its event will reach processing."""
+
+    dossier_id: UUID
+    event_id: UUID
+    type: str
+
+
+def _refused(errors: list[domain.FieldError]) -> Problem:
+    return Problem(
+        422,
+        "Dossier refused",
+        "The submission breaks reception rules",
+        kind="dossier-refused",
+        errors=[{"field": e.field, "reason": e.reason} for e in errors],
+    )
+
+
+def _request_hash(body: BaseModel) -> str:
+    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
 
 
 def _replay(stored: StoredDossier, request_hash: str, response: Response) -> Receipt:
@@ -79,10 +116,73 @@ def _replay(stored: StoredDossier, request_hash: str, response: Response) -> Rec
         raise Problem(
             422,
             "Idempotency key reused",
-            "This Idempotency-Key was already used for a different submission",
+            "This Idempotency-Key was already used for a different request",
             kind="idempotency-key-reused",
         )
     response.status_code = 200
+    return Receipt.of(stored)
+
+
+async def _issue(
+    *,
+    intake: Intake,
+    caller: Caller,
+    response: Response,
+    body: domain.SubmissionIn,
+    idempotency_key: str | None,
+    admit: Callable[[datetime], tuple[str, datetime | None, str | None]],
+    make_event: Callable[[UUID, str, datetime, str, datetime | None], Any],
+    status: DossierStatus,
+) -> Receipt:
+    """What reception and refusal share: idempotency, the daily code, dossier + event together."""
+    request_hash = _request_hash(body)
+    if idempotency_key is not None:
+        earlier = await intake.store.find_by_idempotency_key(caller.unit, idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, request_hash, response)
+    unit = intake.unit_of(caller)
+    received_at = datetime.now(UTC)
+    competent, appointment_at, reason = admit(received_at)
+    dossier_id = uuid7()
+    applicant_ref = keyed_hash(body.applicant.id_number, intake.id_hash_key)
+    day = domain.reception_day(received_at)
+
+    def message(code: str) -> OutboxMessage:
+        event = make_event(dossier_id, code, received_at, applicant_ref, appointment_at)
+        return OutboxMessage(intake.topics.dossier_events, dossier_key(dossier_id), encode(event))
+
+    try:
+        stored = await intake.store.receive(
+            dossier_id=dossier_id,
+            receiving_unit=unit.code,
+            competent_unit=competent,
+            procedure_code=body.procedure_code,
+            channel=body.channel.value,
+            applicant_kind=body.applicant.kind.value,
+            applicant_ref=applicant_ref,
+            applicant_name=body.applicant.name,
+            received_at=received_at,
+            appointment_at=appointment_at,
+            status=int(status),
+            refusal_reason=reason,
+            components=[c.model_dump() for c in body.components],
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            day=day,
+            make_code=lambda seq: domain.dossier_code(unit.code, day, seq),
+            make_event=message,
+        )
+    except LostRace:
+        assert idempotency_key is not None
+        earlier = await intake.store.find_by_idempotency_key(caller.unit, idempotency_key)
+        assert earlier is not None
+        return _replay(earlier, request_hash, response)
+    log.info(
+        "dossier received" if status is DossierStatus.RECEIVED else "dossier refused at reception",
+        dossier_code=stored.code,
+        unit=unit.code,
+        procedure=stored.procedure_code,
+    )
     return Receipt.of(stored)
 
 
@@ -97,94 +197,191 @@ async def submit_dossier(
     caller: CurrentCounter,
     intake: IntakeDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Receipt:
     """Receive a dossier: validate it, issue its code and appointment, publish DossierReceived."""
-    request_hash = _request_hash(submission)
-    if idempotency_key is not None:
-        earlier = await intake.store.find_by_idempotency_key(caller.unit, idempotency_key)
-        if earlier is not None:
-            return _replay(earlier, request_hash, response)
-    unit = intake.reference.units.get(caller.unit)
-    if unit is None:
-        raise Problem(
-            403,
-            "Unknown unit",
-            "The token's unit is not in the reference data",
-            kind="unknown-unit",
-        )
-    received_at = datetime.now(UTC)
-    verdict = domain.check_submission(
-        submission, unit, intake.reference, domain.reception_day(received_at)
-    )
-    if isinstance(verdict, list):
-        raise Problem(
-            422,
-            "Dossier refused",
-            "The submission breaks reception rules",
-            kind="dossier-refused",
-            errors=[{"field": e.field, "reason": e.reason} for e in verdict],
-        )
-    appointment_at = domain.appointment_for(intake.calendar, verdict.procedure, received_at)
-    dossier_id = uuid7()
-    applicant_ref = keyed_hash(submission.applicant.id_number, intake.id_hash_key)
+    unit = intake.unit_of(caller)
+    admission: list[domain.Admission] = []
 
-    def make_event(code: str) -> OutboxMessage:
-        event = DossierReceived(
-            **new_event_fields(received_at, dossier_id, unit.code, verdict.competent_unit.code),
+    def admit(received_at: datetime) -> tuple[str, datetime | None, str | None]:
+        verdict = domain.check_submission(
+            submission, unit, intake.reference, domain.reception_day(received_at)
+        )
+        if isinstance(verdict, list):
+            raise _refused(verdict)
+        admission.append(verdict)
+        appointment = domain.appointment_for(intake.calendar, verdict.procedure, received_at)
+        return verdict.competent_unit.code, appointment, None
+
+    def make_event(
+        dossier_id: UUID, code: str, at: datetime, ref: str, appointment: datetime | None
+    ) -> DossierReceived:
+        verdict = admission[0]
+        assert appointment is not None
+        return DossierReceived(
+            **new_event_fields(
+                at, dossier_id, unit.code, verdict.competent_unit.code, actor=caller.subject
+            ),
             payload=DossierReceivedPayload(
                 dossier_code=code,
                 procedure_code=verdict.procedure.code,
                 channel=submission.channel,
                 applicant_kind=submission.applicant.kind,
-                applicant_ref=applicant_ref,
-                received_at=received_at,
-                appointment_at=appointment_at,
+                applicant_ref=ref,
+                received_at=at,
+                appointment_at=appointment,
                 processing_days=verdict.procedure.processing_days,
                 components=tuple(submission.components),
                 result_is_paper=verdict.procedure.result_is_paper,
             ),
         )
-        return OutboxMessage(intake.topics.dossier_events, dossier_key(dossier_id), encode(event))
 
-    day = domain.reception_day(received_at)
-    try:
-        stored = await intake.store.receive(
-            dossier_id=dossier_id,
-            receiving_unit=unit.code,
-            competent_unit=verdict.competent_unit.code,
-            procedure_code=verdict.procedure.code,
-            channel=submission.channel.value,
-            applicant_kind=ApplicantKind(submission.applicant.kind).value,
-            applicant_ref=applicant_ref,
-            applicant_name=submission.applicant.name,
-            received_at=received_at,
-            appointment_at=appointment_at,
-            components=[c.model_dump() for c in submission.components],
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            day=day,
-            make_code=lambda seq: domain.dossier_code(unit.code, day, seq),
-            make_event=make_event,
-        )
-    except LostRace:
-        assert idempotency_key is not None
-        earlier = await intake.store.find_by_idempotency_key(caller.unit, idempotency_key)
-        assert earlier is not None
-        return _replay(earlier, request_hash, response)
-    log.info(
-        "dossier received",
-        dossier_code=stored.code,
-        unit=unit.code,
-        procedure=stored.procedure_code,
+    return await _issue(
+        intake=intake,
+        caller=caller,
+        response=response,
+        body=submission,
+        idempotency_key=idempotency_key,
+        admit=admit,
+        make_event=make_event,
+        status=DossierStatus.RECEIVED,
     )
-    return Receipt.of(stored)
+
+
+@router.post(
+    "/refusals",
+    status_code=201,
+    response_model=Receipt,
+    responses={200: {"description": "A retried refusal: the same note"}},
+)
+async def refuse_at_reception(
+    refusal: domain.RefusalIn,
+    caller: CurrentCounter,
+    intake: IntakeDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> Receipt:
+    """Refuse a dossier at the counter with the reason (mẫu 03); it never enters processing."""
+    unit = intake.unit_of(caller)
+
+    def admit(received_at: datetime) -> tuple[str, datetime | None, str | None]:
+        errors = domain.check_refusal(refusal, intake.reference, domain.reception_day(received_at))
+        if errors:
+            raise _refused(errors)
+        return refusal.competent_unit or unit.code, None, refusal.reason
+
+    def make_event(
+        dossier_id: UUID, code: str, at: datetime, ref: str, _appointment: datetime | None
+    ) -> DossierRefusedAtReception:
+        return DossierRefusedAtReception(
+            **new_event_fields(
+                at, dossier_id, unit.code, refusal.competent_unit or unit.code, actor=caller.subject
+            ),
+            payload=RefusalPayload(
+                dossier_code=code,
+                procedure_code=refusal.procedure_code,
+                channel=refusal.channel,
+                applicant_kind=refusal.applicant.kind,
+                applicant_ref=ref,
+                received_at=at,
+                reason=refusal.reason,
+            ),
+        )
+
+    return await _issue(
+        intake=intake,
+        caller=caller,
+        response=response,
+        body=refusal,
+        idempotency_key=idempotency_key,
+        admit=admit,
+        make_event=make_event,
+        status=DossierStatus.REFUSED_AT_RECEPTION,
+    )
+
+
+async def _own(intake: Intake, caller: Caller, dossier_id: UUID) -> StoredDossier:
+    stored = await intake.store.get(caller.unit, dossier_id)
+    if stored is None:
+        raise Problem(404, "Not found", "No dossier with this id was received by your unit")
+    return stored
 
 
 @router.get("/dossiers/{dossier_id}", response_model=Receipt)
 async def read_dossier(dossier_id: UUID, caller: CurrentCounter, intake: IntakeDep) -> Receipt:
     """A dossier this unit received; any other unit's dossier answers 404."""
-    stored = await intake.store.get(caller.unit, dossier_id)
-    if stored is None:
-        raise Problem(404, "Not found", "No dossier with this id was received by your unit")
-    return Receipt.of(stored)
+    return Receipt.of(await _own(intake, caller, dossier_id))
+
+
+async def _counter_action(
+    intake: Intake,
+    caller: Caller,
+    dossier_id: UUID,
+    build: Callable[[dict[str, object]], Any],
+    *,
+    rated: bool = False,
+) -> Accepted:
+    stored = await _own(intake, caller, dossier_id)
+    event = build(
+        new_event_fields(
+            datetime.now(UTC),
+            stored.id,
+            stored.receiving_unit,
+            stored.competent_unit,
+            actor=caller.subject,
+        )
+    )
+    problem = domain.counter_action_problem(
+        event.type, DossierStatus(stored.status), rated=stored.rated
+    )
+    if problem is not None:
+        raise Problem(409, "Action not allowed", problem, kind="illegal-transition")
+    message = OutboxMessage(intake.topics.dossier_events, dossier_key(stored.id), encode(event))
+    try:
+        await intake.store.record_action(caller.unit, stored.id, message, rated=rated)
+    except AlreadyRated as exc:
+        raise Problem(
+            409, "Action not allowed", "the dossier was already rated", kind="illegal-transition"
+        ) from exc
+    log.info("counter action", action=event.type, dossier_code=stored.code, unit=caller.unit)
+    return Accepted(dossier_id=stored.id, event_id=event.event_id, type=event.type)
+
+
+@router.post("/dossiers/{dossier_id}/supplement", status_code=202, response_model=Accepted)
+async def record_supplement(
+    dossier_id: UUID, caller: CurrentCounter, intake: IntakeDep
+) -> Accepted:
+    """The applicant handed in the requested supplement: the paused clock runs again."""
+    return await _counter_action(intake, caller, dossier_id, lambda f: SupplementReceived(**f))
+
+
+@router.post("/dossiers/{dossier_id}/result-return", status_code=202, response_model=Accepted)
+async def record_result_returned(
+    dossier_id: UUID, caller: CurrentCounter, intake: IntakeDep
+) -> Accepted:
+    """The result was handed to the applicant."""
+    return await _counter_action(intake, caller, dossier_id, lambda f: ResultReturned(**f))
+
+
+@router.post("/dossiers/{dossier_id}/withdrawal", status_code=202, response_model=Accepted)
+async def record_withdrawal(
+    dossier_id: UUID, body: domain.ReasonIn, caller: CurrentCounter, intake: IntakeDep
+) -> Accepted:
+    """The applicant withdrew the dossier."""
+    return await _counter_action(
+        intake,
+        caller,
+        dossier_id,
+        lambda f: DossierWithdrawn(**f, payload=ReasonPayload(reason=body.reason)),
+    )
+
+
+@router.post("/dossiers/{dossier_id}/rating", status_code=202, response_model=Accepted)
+async def record_rating(
+    dossier_id: UUID, body: domain.RatingIn, caller: CurrentCounter, intake: IntakeDep
+) -> Accepted:
+    """The applicant's satisfaction rating (once per dossier)."""
+    payload = RatingPayload(satisfied=body.satisfied, criteria=tuple(body.criteria))
+    return await _counter_action(
+        intake, caller, dossier_id, lambda f: DossierRated(**f, payload=payload), rated=True
+    )

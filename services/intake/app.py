@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -12,12 +15,14 @@ from fastapi import FastAPI
 from services.intake import api
 from services.intake.config import IntakeSettings
 from services.intake.context import Intake
+from services.intake.handlers import StatusReadModel
 from services.intake.reference import load_reference
 from services.intake.store import IntakeStore
 from shared.calendar import WorkingCalendar
+from shared.consumer import subscribe_batches
 from shared.db import prepare
 from shared.http import BodyLimits, health_router, install_problem_handlers, metrics_router
-from shared.kafka import ensure_topics, make_broker
+from shared.kafka import ensure_topics, make_broker, start_when_available
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 
@@ -30,7 +35,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     configure_logging("intake", settings.log_level)
     broker = make_broker(settings.kafka_bootstrap, "motcua-intake")
-    reference = load_reference(settings.reference_dir)
     year = datetime.now(UTC).year
     calendar = WorkingCalendar.vietnam(range(year - 5, year + 3), settings.calendar_override)
 
@@ -38,34 +42,54 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await prepare(settings.database_url, SCHEMA, MIGRATIONS, settings.database_pool_size)
         store = IntakeStore(pool)
-        app.state.intake = Intake(
+        intake = Intake(
             store,
-            reference,
+            load_reference(settings.reference_dir),
             calendar,
             settings.id_hash_key.get_secret_value().encode(),
             settings.token_key_list,
             settings.topics,
         )
-        # Intake must accept dossiers while Kafka is down: the broker connects lazily and the
-        # relay retries, so nothing here waits for Kafka.
+        app.state.intake = intake
+        subscribe_batches(
+            broker, settings.topics.status_events, settings.consumer_group, StatusReadModel(store)
+        )
+
+        def reload_reference() -> None:
+            # SIGHUP reloads the versioned reference files; a broken file keeps the old data.
+            try:
+                intake.reference = load_reference(settings.reference_dir)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.error("reference reload failed, keeping the loaded version", error=repr(exc))
+            else:
+                log.info("reference reloaded", version=intake.reference.version)
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload_reference)
+
+        async def connect() -> None:
+            with contextlib.suppress(Exception):
+                await ensure_topics(settings.kafka_bootstrap, settings.topics)
+            await start_when_available(broker, "intake")
+
+        # Intake accepts dossiers while Kafka is down: nothing here waits for Kafka; the relay
+        # publishes the outbox once the broker is connected.
+        connecting = asyncio.create_task(connect())
         relay = OutboxRelay(
             settings.database_url, SCHEMA, broker, batch_size=settings.relay_batch_size
         )
-        try:
-            await ensure_topics(settings.kafka_bootstrap, settings.topics)
-            await broker.start()
-        except Exception as exc:
-            log.warning("kafka unavailable at start; events wait in the outbox", error=repr(exc))
         relay.start()
         log.info(
             "intake ready",
-            reference=reference.version,
-            units=len(reference.units),
-            procedures=len(reference.procedures),
+            reference=intake.reference.version,
+            units=len(intake.reference.units),
+            procedures=len(intake.reference.procedures),
         )
         try:
             yield
         finally:
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
             await relay.stop()
             await broker.stop()
             await pool.close()
@@ -74,7 +98,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         title="motcua intake",
         version="1",
         lifespan=lifespan,
-        description="The one-stop counters' API: receive dossiers, issue receipts.",
+        description="The one-stop counters' API: receive dossiers, issue receipts and "
+        "appointments, record what happens at the counter.",
     )
     install_problem_handlers(app)
 
@@ -85,7 +110,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     async def kafka_ok() -> bool:
         return await broker.ping(timeout=2.0)
 
-    app.include_router(health_router({"database": db_ok, "kafka": kafka_ok}))
+    # Kafka is reported but does not gate readiness: intake must keep accepting while it is down.
+    app.include_router(
+        health_router({"database": db_ok, "kafka": kafka_ok}, informational=frozenset({"kafka"}))
+    )
     app.include_router(api.router)
     app.include_router(metrics_router())
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes)

@@ -12,6 +12,7 @@ REFERENCE_DIR = Path(__file__).parent / "reference"
 
 
 class IntakeSettings(ServiceSettings):
+    consumer_group: str = "motcua-intake"
     reference_dir: Path = REFERENCE_DIR
     calendar_override: Path | None = None
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.intake.reference import ReferenceData
+from services.intake.reference import ReferenceData, Unit
 from services.intake.store import IntakeStore
-from shared.auth import Caller, InvalidToken, verify
+from shared.auth import Caller
 from shared.calendar import WorkingCalendar
 from shared.contract import Topics
-from shared.http import Problem
+from shared.http import Problem, bearer_caller
 
 
 @dataclass
@@ -21,18 +21,16 @@ class Intake:
     token_keys: list[str]
     topics: Topics
 
-    def authenticate(self, authorization: str | None) -> Caller:
-        """A counter of one unit, from its bearer token; anything else is a 401."""
-        if authorization is None or not authorization.lower().startswith("bearer "):
+    def unit_of(self, caller: Caller) -> Unit:
+        unit = self.reference.units.get(caller.unit)
+        if unit is None:
             raise Problem(
-                401, "Unauthorized", "Send `Authorization: Bearer <token>`", kind="unauthorized"
+                403,
+                "Unknown unit",
+                f"Unit {caller.unit} is not in the reference data",
+                kind="unknown-unit",
             )
-        try:
-            caller = verify(authorization[7:].strip(), self.token_keys)
-        except InvalidToken as exc:
-            raise Problem(
-                401, "Unauthorized", f"Invalid token: {exc}", kind="unauthorized"
-            ) from exc
-        if caller.role != "counter":
-            raise Problem(403, "Forbidden", "This API is for counters", kind="forbidden")
-        return caller
+        return unit
+
+    def authenticate(self, authorization: str | None) -> Caller:
+        return bearer_caller(authorization, self.token_keys, "counter")

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake.reference import Procedure, ReferenceData, Unit
 from shared.calendar import LOCAL_TZ, WorkingCalendar
-from shared.contract import ApplicantKind, Channel, DocumentComponent
+from shared.contract import ApplicantKind, Channel, DocumentComponent, DossierStatus
 from shared.ids import personal_id_problem, tax_code_problem
 
 
@@ -122,3 +122,56 @@ def appointment_for(
     return calendar.appointment(
         received_at, procedure.processing_days, has_cutoff=procedure.cutoff_next_day
     )
+
+
+class RefusalIn(SubmissionIn):
+    """A dossier refused at the counter (mẫu 03), with the reason given to the applicant."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ReasonIn(_In):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class RatingIn(_In):
+    satisfied: bool
+    criteria: list[str] = Field(default_factory=list, max_length=20)
+
+
+def check_refusal(refusal: RefusalIn, reference: ReferenceData, today: date) -> list[FieldError]:
+    """A refusal still names a real procedure and a plausible applicant: it is a record too."""
+    errors = []
+    problem = (
+        personal_id_problem(refusal.applicant.id_number, today)
+        if refusal.applicant.kind is ApplicantKind.CITIZEN
+        else tax_code_problem(refusal.applicant.id_number)
+    )
+    if problem is not None:
+        errors.append(FieldError("applicant.id_number", problem))
+    if refusal.procedure_code not in reference.procedures:
+        errors.append(FieldError("procedure_code", "not in the procedure catalog"))
+    return errors
+
+
+S = DossierStatus
+_OPEN = frozenset(
+    {S.REGISTERED, S.RECEIVED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.PAYMENT_REQUESTED}
+)
+# What the counter may do, by the status processing last reported (processing has the last word).
+COUNTER_ACTIONS: dict[str, frozenset[DossierStatus]] = {
+    "SupplementReceived": frozenset({S.SUPPLEMENT_REQUESTED}),
+    "ResultReturned": frozenset({S.RESOLVED}),
+    "DossierWithdrawn": _OPEN,
+    "DossierRated": frozenset(set(S) - {S.REFUSED_AT_RECEPTION}),
+}
+
+
+def counter_action_problem(action: str, status: DossierStatus, *, rated: bool) -> str | None:
+    if action == "DossierRated" and rated:
+        return "the dossier was already rated"
+    allowed = COUNTER_ACTIONS[action]
+    if status not in allowed:
+        names = ", ".join(sorted(s.name.lower() for s in allowed))
+        return f"the dossier is {status.name.lower()}; {action} needs one of: {names}"
+    return None

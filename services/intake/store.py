@@ -22,8 +22,15 @@ class StoredDossier:
     procedure_code: str
     channel: str
     received_at: datetime
-    appointment_at: datetime
+    appointment_at: datetime | None
+    status: int
+    rated: bool
+    refusal_reason: str | None
     request_hash: str | None
+
+
+class AlreadyRated(Exception):
+    """A concurrent request rated this dossier first."""
 
 
 class LostRace(Exception):
@@ -32,7 +39,7 @@ class LostRace(Exception):
 
 _COLUMNS = (
     "id, code, receiving_unit, competent_unit, procedure_code, channel, received_at, "
-    "appointment_at, request_hash"
+    "appointment_at, status, rated, refusal_reason, request_hash"
 )
 
 
@@ -77,7 +84,9 @@ class IntakeStore:
         applicant_ref: str,
         applicant_name: str,
         received_at: datetime,
-        appointment_at: datetime,
+        appointment_at: datetime | None,
+        status: int,
+        refusal_reason: str | None,
         components: list[dict[str, object]],
         idempotency_key: str | None,
         request_hash: str | None,
@@ -102,8 +111,9 @@ class IntakeStore:
             record = await conn.fetchrow(
                 "INSERT INTO dossiers (id, code, receiving_unit, competent_unit, procedure_code, "
                 "channel, applicant_kind, applicant_ref, applicant_name, received_at, "
-                "appointment_at, components, idempotency_key, request_hash) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+                "appointment_at, components, idempotency_key, request_hash, status, "
+                "refusal_reason) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
                 f"ON CONFLICT (receiving_unit, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
                 dossier_id,
                 code,
@@ -119,6 +129,8 @@ class IntakeStore:
                 json.dumps(components),
                 idempotency_key,
                 request_hash,
+                status,
+                refusal_reason,
             )
             if record is None:
                 # Rolls back the sequence increment too: codes stay gap-free for the winner.
@@ -126,3 +138,27 @@ class IntakeStore:
             message = make_event(code)
             await enqueue(conn, [message])
             return _row(record)
+
+    async def record_action(
+        self, unit: str, dossier_id: UUID, message: OutboxMessage, *, rated: bool = False
+    ) -> None:
+        """Publish a counter action's event (and remember a rating) in one transaction."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if rated:
+                first = await conn.fetchval(
+                    "UPDATE dossiers SET rated = true WHERE id = $1 AND receiving_unit = $2 "
+                    "AND NOT rated RETURNING true",
+                    dossier_id,
+                    unit,
+                )
+                if not first:
+                    raise AlreadyRated
+            await enqueue(conn, [message])
+
+    async def apply_statuses(self, updates: list[tuple[UUID, int, datetime]]) -> None:
+        """Fold processing's status events into the read model; older news never wins."""
+        await self.pool.executemany(
+            "UPDATE dossiers SET status = $2, status_at = $3 WHERE id = $1 "
+            "AND (status_at IS NULL OR status_at <= $3)",
+            updates,
+        )

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from shared.contract import DossierStatus, DossierStatusChanged
+from shared.contract import DossierOverdue, DossierStatus, DossierStatusChanged
 
 END_STATUSES = frozenset(
     {
@@ -31,7 +31,9 @@ RECEIVED = "received"  # label: channel
 COMPLETED = "completed"  # label: timeliness
 
 
-def contributions(event: DossierStatusChanged) -> Iterable[CounterKey]:
+def contributions(event: DossierStatusChanged | DossierOverdue) -> Iterable[CounterKey]:
+    if isinstance(event, DossierOverdue):
+        return
     p = event.payload
     unit = event.competent_unit
     if p.previous_status is None:

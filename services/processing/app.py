@@ -11,8 +11,10 @@ from fastapi import FastAPI
 
 from services.processing import api
 from services.processing.config import ProcessingSettings
+from services.processing.context import Processing
 from services.processing.handlers import DossierEventHandler
 from services.processing.store import ProcessingStore
+from services.processing.watch import OverdueWatch
 from shared.calendar import WorkingCalendar
 from shared.consumer import subscribe_batches
 from shared.db import prepare
@@ -37,7 +39,8 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await prepare(settings.database_url, SCHEMA, MIGRATIONS, settings.database_pool_size)
         store = ProcessingStore(pool)
-        app.state.store = store
+        app.state.processing = Processing(store, calendar, settings.topics, settings.token_key_list)
+        watch = OverdueWatch(store, settings.topics, settings.overdue_interval_s)
         handler = DossierEventHandler(
             store, broker, settings.topics, calendar, settings.consumer_group
         )
@@ -52,10 +55,12 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         await ensure_topics(settings.kafka_bootstrap, settings.topics)
         await broker.start()
         relay.start()
+        watch.start()
         log.info("processing ready", group=settings.consumer_group)
         try:
             yield
         finally:
+            await watch.stop()
             await broker.stop()
             await relay.stop()
             await pool.close()
@@ -66,12 +71,11 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="The officers' API: resolve dossiers, follow deadlines.",
     )
-    app.state.token_keys = settings.token_key_list
     install_problem_handlers(app)
 
     async def db_ok() -> bool:
-        store: ProcessingStore = app.state.store
-        return await store.ping()
+        processing: Processing = app.state.processing
+        return await processing.store.ping()
 
     async def kafka_ok() -> bool:
         return await broker.ping(timeout=2.0)

@@ -13,3 +13,4 @@ class ProcessingSettings(ServiceSettings):
     consumer_group: str = "motcua-processing"
     max_batch: int = Field(default=1000, ge=1, le=10000)
     calendar_override: Path | None = None
+    overdue_interval_s: float = Field(default=30.0, gt=0, description="overdue watch period")

@@ -12,6 +12,7 @@ import asyncpg
 from pydantic import TypeAdapter
 
 from services.processing.domain import Dossier
+from shared.contract import DossierStatus
 from shared.db import Connection
 from shared.outbox import OutboxMessage, enqueue
 
@@ -24,11 +25,21 @@ class TimelineEntry:
     occurred_at: datetime
     status: int
     note: str
+    actor: str | None
     event_id: UUID
 
 
+@dataclass(frozen=True, slots=True)
+class DossierFilter:
+    status: DossierStatus | None = None
+    overdue: bool | None = None
+    procedure_code: str | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+
+
 class Batch:
-    """One transaction applying a batch of events: claim ids, load, save, enqueue."""
+    """One transaction applying events: claim ids, load, save, enqueue status events."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -44,9 +55,20 @@ class Batch:
 
     async def load(self, dossier_ids: Sequence[UUID]) -> dict[UUID, Dossier]:
         rows = await self._conn.fetch(
-            "SELECT state FROM dossiers WHERE id = ANY($1::uuid[]) FOR UPDATE", list(dossier_ids)
+            "SELECT state FROM dossiers WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+            list(dossier_ids),
         )
         return {d.id: d for d in (_dossier.validate_json(r["state"]) for r in rows)}
+
+    async def due_for_overdue(self, now: datetime, limit: int) -> list[Dossier]:
+        """Open dossiers past their appointment not yet reported; locked, skipping busy ones."""
+        rows = await self._conn.fetch(
+            "SELECT state FROM dossiers WHERE watch AND appointment_at < $1 "
+            "ORDER BY appointment_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+            now,
+            limit,
+        )
+        return [_dossier.validate_json(r["state"]) for r in rows]
 
     async def save(
         self,
@@ -56,11 +78,11 @@ class Batch:
     ) -> None:
         await self._conn.executemany(
             "INSERT INTO dossiers (id, code, competent_unit, receiving_unit, status, "
-            "procedure_code, received_at, appointment_at, ended_at, state) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb) "
+            "procedure_code, received_at, appointment_at, ended_at, overdue, watch, state) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb) "
             "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
             "appointment_at = EXCLUDED.appointment_at, ended_at = EXCLUDED.ended_at, "
-            "state = EXCLUDED.state",
+            "overdue = EXCLUDED.overdue, watch = EXCLUDED.watch, state = EXCLUDED.state",
             [
                 (
                     d.id,
@@ -72,15 +94,23 @@ class Batch:
                     d.received_at,
                     d.appointment_at,
                     d.ended_at,
+                    d.overdue_notified,
+                    # Watched while open, not yet reported, and its clock running.
+                    d.is_open
+                    and not d.overdue_notified
+                    and d.status is not DossierStatus.SUPPLEMENT_REQUESTED,
                     _dossier.dump_json(d).decode(),
                 )
                 for d in dossiers
             ],
         )
         await self._conn.executemany(
-            "INSERT INTO timeline (dossier_id, occurred_at, status, note, event_id) "
-            "VALUES ($1, $2, $3, $4, $5)",
-            [(t.dossier_id, t.occurred_at, t.status, t.note, t.event_id) for t in timeline],
+            "INSERT INTO timeline (dossier_id, occurred_at, status, note, actor, event_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            [
+                (t.dossier_id, t.occurred_at, t.status, t.note, t.actor, t.event_id)
+                for t in timeline
+            ],
         )
         await enqueue(self._conn, messages)
 
@@ -104,9 +134,35 @@ class ProcessingStore:
         )
         return None if raw is None else _dossier.validate_json(raw)
 
+    async def list_dossiers(
+        self, unit: str, where: DossierFilter, limit: int, after: tuple[datetime, UUID] | None
+    ) -> list[Dossier]:
+        """The unit's dossiers, newest reception first, keyset-paginated after (received, id)."""
+        rows = await self.pool.fetch(
+            "SELECT state FROM dossiers WHERE competent_unit = $1 "
+            "AND ($2::smallint IS NULL OR status = $2) "
+            "AND ($3::boolean IS NULL OR "
+            "(ended_at IS NULL AND status <> 5 AND appointment_at < now()) = $3) "
+            "AND ($4::text IS NULL OR procedure_code = $4) "
+            "AND ($5::timestamptz IS NULL OR received_at >= $5) "
+            "AND ($6::timestamptz IS NULL OR received_at < $6) "
+            "AND ($7::timestamptz IS NULL OR (received_at, id) < ($7, $8::uuid)) "
+            "ORDER BY received_at DESC, id DESC LIMIT $9",
+            unit,
+            None if where.status is None else int(where.status),
+            where.overdue,
+            where.procedure_code,
+            where.received_from,
+            where.received_to,
+            None if after is None else after[0],
+            None if after is None else after[1],
+            limit,
+        )
+        return [_dossier.validate_json(r["state"]) for r in rows]
+
     async def timeline(self, dossier_id: UUID) -> list[TimelineEntry]:
         rows = await self.pool.fetch(
-            "SELECT dossier_id, occurred_at, status, note, event_id FROM timeline "
+            "SELECT dossier_id, occurred_at, status, note, actor, event_id FROM timeline "
             "WHERE dossier_id = $1 ORDER BY occurred_at, id",
             dossier_id,
         )

@@ -10,8 +10,14 @@ CREATE TABLE dossiers (
     applicant_ref   text NOT NULL,
     applicant_name  text NOT NULL,
     received_at     timestamptz NOT NULL,
-    appointment_at  timestamptz NOT NULL,
+    appointment_at  timestamptz,
     components      jsonb NOT NULL,
+    -- The status as processing last reported it (a read model fed by status events), so the
+    -- counter can refuse an impossible action at once; processing stays the authority.
+    status          smallint NOT NULL,
+    status_at       timestamptz,
+    rated           boolean NOT NULL DEFAULT false,
+    refusal_reason  text,
     idempotency_key text,
     request_hash    text,
     UNIQUE (receiving_unit, idempotency_key)

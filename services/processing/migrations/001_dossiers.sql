@@ -10,10 +10,14 @@ CREATE TABLE dossiers (
     received_at     timestamptz NOT NULL,
     appointment_at  timestamptz NOT NULL,
     ended_at        timestamptz,
+    overdue         boolean NOT NULL DEFAULT false,
+    watch           boolean NOT NULL DEFAULT true,
     state           jsonb NOT NULL
 );
+CREATE INDEX dossiers_competent_received ON dossiers (competent_unit, received_at DESC, id);
 CREATE INDEX dossiers_competent_status ON dossiers (competent_unit, status);
-CREATE INDEX dossiers_open_deadline ON dossiers (appointment_at) WHERE ended_at IS NULL;
+-- The overdue watch reads only open, not-yet-notified dossiers in deadline order.
+CREATE INDEX dossiers_watch ON dossiers (appointment_at) WHERE watch;
 
 CREATE TABLE timeline (
     id           bigserial PRIMARY KEY,
@@ -21,6 +25,7 @@ CREATE TABLE timeline (
     occurred_at  timestamptz NOT NULL,
     status       smallint NOT NULL,
     note         text NOT NULL,
+    actor        text,
     event_id     uuid NOT NULL
 );
 CREATE INDEX timeline_dossier ON timeline (dossier_id, occurred_at);

@@ -1,0 +1,113 @@
+"""Applying events to dossiers in one transaction: shared by the consumer, the API, the watch.
+
+Each event is applied once (its id is claimed in the same transaction), through the pure state
+machine, and every change leaves a timeline entry and a status event in the outbox.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from services.processing import domain
+from services.processing.store import Batch, TimelineEntry
+from shared.calendar import WorkingCalendar
+from shared.contract import (
+    DossierEvent,
+    DossierOverdue,
+    DossierStatusChanged,
+    Topics,
+    dossier_key,
+    encode,
+    new_event_fields,
+)
+from shared.outbox import OutboxMessage
+
+
+@dataclass
+class Outcome:
+    applied: list[domain.Change] = field(default_factory=list)
+    rejected: list[tuple[DossierEvent, str]] = field(default_factory=list)
+    duplicates: int = 0
+
+
+@dataclass
+class _Pending:
+    changed: dict[UUID, domain.Dossier] = field(default_factory=dict)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    messages: list[OutboxMessage] = field(default_factory=list)
+
+
+def _status_message(
+    topics: Topics, change: domain.Change, at: datetime, *, overdue_notice: bool = False
+) -> OutboxMessage:
+    d = change.dossier
+    fields = new_event_fields(at, d.id, d.receiving_unit, d.competent_unit)
+    payload = domain.status_payload(change, at)
+    event: DossierStatusChanged | DossierOverdue = (
+        DossierOverdue(**fields, payload=payload)
+        if overdue_notice
+        else DossierStatusChanged(**fields, payload=payload)
+    )
+    return OutboxMessage(topics.status_events, dossier_key(d.id), encode(event))
+
+
+async def apply_events(
+    tx: Batch, events: Sequence[DossierEvent], calendar: WorkingCalendar, topics: Topics
+) -> Outcome:
+    """Apply events in order (per dossier order is the caller's: Kafka partition or API call)."""
+    outcome = Outcome()
+    fresh = await tx.claim_events([e.event_id for e in events])
+    todo = [e for e in events if e.event_id in fresh]
+    outcome.duplicates = len(events) - len(todo)
+    if not todo:
+        return outcome
+    current = await tx.load(list({e.dossier_id for e in todo}))
+    pending = _Pending()
+    for event in todo:
+        try:
+            change = domain.apply(current.get(event.dossier_id), event, calendar)
+        except domain.Rejected as exc:
+            outcome.rejected.append((event, str(exc)))
+            continue
+        d = change.dossier
+        current[d.id] = pending.changed[d.id] = d
+        pending.timeline.append(
+            TimelineEntry(
+                d.id, event.occurred_at, int(d.status), change.note, event.actor, event.event_id
+            )
+        )
+        pending.messages.append(_status_message(topics, change, event.occurred_at))
+        outcome.applied.append(change)
+    await tx.save(list(pending.changed.values()), pending.timeline, pending.messages)
+    return outcome
+
+
+async def report_overdue(
+    tx: Batch, now: datetime, topics: Topics, limit: int = 500
+) -> list[domain.Change]:
+    """Emit DossierOverdue once for each open dossier whose appointment has passed."""
+    pending = _Pending()
+    changes = []
+    for dossier in await tx.due_for_overdue(now, limit):
+        try:
+            change = domain.mark_overdue(dossier, now)
+        except domain.Rejected:
+            continue
+        d = change.dossier
+        pending.changed[d.id] = d
+        pending.timeline.append(
+            TimelineEntry(d.id, now, int(d.status), change.note, "overdue-watch", _watch_id(d.id))
+        )
+        pending.messages.append(_status_message(topics, change, now, overdue_notice=True))
+        changes.append(change)
+    await tx.save(list(pending.changed.values()), pending.timeline, pending.messages)
+    return changes
+
+
+def _watch_id(dossier_id: UUID) -> UUID:
+    # A stable id per dossier: the overdue notice is a fact about the dossier, reported once.
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"motcua:overdue:{dossier_id}")
