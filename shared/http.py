@@ -142,6 +142,11 @@ class BodyLimits:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        declared = headers.get("content-length")
+        if declared in (None, "0") and "transfer-encoding" not in headers:
+            # No body (an action such as POST .../result-return): nothing to type-check.
+            await self.app(scope, receive, send)
+            return
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":
             response = problem_response(
@@ -152,7 +157,6 @@ class BodyLimits:
             )
             await response(scope, receive, send)
             return
-        declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large(scope, receive, send)
             return

@@ -55,4 +55,6 @@ class ServiceSettings(BaseSettings):
                 raise ValueError("MOTCUA_ID_HASH_KEY must be at least 32 characters")
             if DEV_TOKEN_KEY in self.token_key_list:
                 raise ValueError("MOTCUA_TOKEN_KEYS must not contain the development key")
+            if any(len(k) < 32 for k in self.token_key_list):
+                raise ValueError("each of MOTCUA_TOKEN_KEYS must be at least 32 characters")
         return self

@@ -12,6 +12,8 @@ from pathlib import Path
 import motcua_local
 import pytest
 
+from tests.harness import ServiceProcess
+
 
 @dataclass(frozen=True)
 class Platform:
@@ -36,6 +38,14 @@ class Isolated:
         }
 
 
+@dataclass(frozen=True)
+class Stack:
+    env: Isolated
+    intake: ServiceProcess
+    processing: ServiceProcess
+    metrics: ServiceProcess
+
+
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Platform]:
     base = Path(tempfile.mkdtemp(prefix="motcua-test-"))
@@ -46,8 +56,30 @@ def platform() -> Iterator[Platform]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
-def isolated(platform: Platform) -> Isolated:
+def make_isolated(platform: Platform) -> Isolated:
     name = f"t_{uuid.uuid4().hex[:12]}"
     url = platform.postgres.create_database(name)
     return Isolated(platform, url, f"{name}.")
+
+
+@pytest.fixture
+def isolated(platform: Platform) -> Isolated:
+    return make_isolated(platform)
+
+
+@pytest.fixture(scope="module")
+def stack(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """intake, processing and metrics as processes, shared by one test module."""
+    env = make_isolated(platform)
+    logs = tmp_path_factory.mktemp("logs")
+    procs = {
+        name: ServiceProcess(name, {**env.env(), "MOTCUA_OVERDUE_INTERVAL_S": "0.5"}, logs)
+        for name in ("intake", "processing", "metrics")
+    }
+    try:
+        for proc in procs.values():
+            proc.start()
+        yield Stack(env, procs["intake"], procs["processing"], procs["metrics"])
+    finally:
+        for proc in procs.values():
+            proc.stop()

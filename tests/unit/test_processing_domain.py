@@ -1,0 +1,302 @@
+"""The state machine: worked scenarios, and random action sequences that keep every invariant."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from services.processing import domain
+from shared.calendar import DAY, LOCAL_TZ, Timeliness, WorkingCalendar
+from shared.contract import (
+    ApologyIssued,
+    ApplicantKind,
+    Channel,
+    DocumentComponent,
+    DossierEvent,
+    DossierRated,
+    DossierReceived,
+    DossierResolved,
+    DossierStatus,
+    DossierStopped,
+    DossierWithdrawn,
+    ProcessingStarted,
+    ResultDigitized,
+    ResultReturned,
+    SupplementReceived,
+    SupplementRequested,
+    new_event_fields,
+)
+
+CAL = WorkingCalendar.vietnam(range(2025, 2028))
+S = DossierStatus
+MONDAY = datetime(2026, 11, 2, 10, tzinfo=LOCAL_TZ)
+ID = uuid.UUID(int=1)
+
+
+def fields(at: datetime) -> dict[str, object]:
+    return new_event_fields(at, ID, "T001.H01", "T001.H01", actor="officer-1")
+
+
+def received(at: datetime = MONDAY, days: int = 3, digitized: bool = True) -> DossierReceived:
+    return DossierReceived(
+        **fields(at),
+        payload={
+            "dossier_code": "T001.H01-261102-0001",
+            "procedure_code": "2.000720",
+            "channel": Channel.ONLINE,
+            "applicant_kind": ApplicantKind.CITIZEN,
+            "applicant_ref": "ab" * 32,
+            "received_at": at,
+            "appointment_at": CAL.appointment(at, days, has_cutoff=False),
+            "processing_days": days,
+            "components": (DocumentComponent(code="a", digitized=digitized),),
+            "result_is_paper": True,
+        },
+    )
+
+
+def run(*events: DossierEvent) -> domain.Dossier:
+    dossier = None
+    for event in events:
+        dossier = domain.apply(dossier, event, CAL).dossier
+    assert dossier is not None
+    return dossier
+
+
+def test_resolved_early_then_returned_keeps_the_first_end() -> None:
+    d = run(
+        received(),
+        ProcessingStarted(**fields(MONDAY + timedelta(hours=1))),
+        DossierResolved(
+            **fields(MONDAY + timedelta(days=2)),
+            payload={"approved": True, "result_electronic": True},
+        ),
+        ResultReturned(**fields(MONDAY + timedelta(days=5))),
+    )
+    assert d.status is S.RESULT_RETURNED
+    assert d.ended_at == MONDAY + timedelta(days=2)
+    assert d.timeliness is Timeliness.EARLY
+    assert d.elapsed_working_days == 2.0
+    assert d.digitized
+
+
+def test_supplementation_wait_is_excluded_and_pushes_the_appointment() -> None:
+    # Requested Tuesday 10:00, supplement back Thursday 10:00: 2 working days paused.
+    d = run(
+        received(),
+        SupplementRequested(**fields(MONDAY + timedelta(days=1)), payload={"reason": "thiếu"}),
+        SupplementReceived(**fields(MONDAY + timedelta(days=3))),
+        DossierResolved(**fields(MONDAY + timedelta(days=4, hours=-1)), payload={"approved": True}),
+    )
+    assert d.paused == 2 * DAY
+    assert d.appointment_at == datetime(2026, 11, 9, 10, tzinfo=LOCAL_TZ)  # Thursday + 2 wd
+    assert d.elapsed_working_days == pytest.approx(4 - 2 - 1 / 24, abs=1e-4)
+    assert d.timeliness is Timeliness.EARLY
+
+
+def test_second_supplementation_request_is_late() -> None:
+    d = run(
+        received(),
+        SupplementRequested(**fields(MONDAY + timedelta(hours=2)), payload={"reason": "1"}),
+        SupplementReceived(**fields(MONDAY + timedelta(hours=3))),
+        SupplementRequested(**fields(MONDAY + timedelta(hours=4)), payload={"reason": "2"}),
+        SupplementReceived(**fields(MONDAY + timedelta(hours=5))),
+        DossierResolved(**fields(MONDAY + timedelta(hours=6)), payload={"approved": True}),
+    )
+    assert d.timeliness is Timeliness.LATE
+
+
+def test_stopped_while_waiting_ends_at_the_request() -> None:
+    asked = MONDAY + timedelta(days=1)
+    d = run(
+        received(),
+        SupplementRequested(**fields(asked), payload={"reason": "thiếu"}),
+        DossierStopped(
+            **fields(MONDAY + timedelta(days=20)), payload={"reason": "quá hạn bổ sung"}
+        ),
+    )
+    assert d.ended_at == asked
+    assert d.timeliness is Timeliness.EARLY
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        ((ResultReturned(**fields(MONDAY)),), "return the result of a dossier that is received"),
+        ((SupplementReceived(**fields(MONDAY)),), "receive a supplement"),
+        ((DossierResolved(**fields(MONDAY), payload={"approved": False}),), "needs a reason"),
+        (
+            (
+                DossierWithdrawn(**fields(MONDAY), payload={"reason": "x"}),
+                DossierStopped(**fields(MONDAY), payload={"reason": "x"}),
+            ),
+            "withdrawn",
+        ),
+        (
+            (
+                DossierRated(**fields(MONDAY), payload={"satisfied": True}),
+                DossierRated(**fields(MONDAY), payload={"satisfied": False}),
+            ),
+            "already rated",
+        ),
+        (
+            (
+                ApologyIssued(
+                    **fields(MONDAY + timedelta(hours=1)),
+                    payload={"new_appointment_at": MONDAY + timedelta(days=9), "reason": "r"},
+                ),
+            ),
+            "past its appointment",
+        ),
+    ],
+)
+def test_illegal_transitions_are_refused_with_a_reason(
+    events: tuple[DossierEvent, ...], message: str
+) -> None:
+    dossier: domain.Dossier | None = domain.apply(None, received(), CAL).dossier
+    with pytest.raises(domain.Rejected, match=message):
+        for event in events:
+            dossier = domain.apply(dossier, event, CAL).dossier
+
+
+def test_result_digitized_after_a_paper_resolution_makes_the_dossier_digitized() -> None:
+    d = run(
+        received(),
+        DossierResolved(**fields(MONDAY + timedelta(days=1)), payload={"approved": True}),
+    )
+    assert not d.digitized
+    assert run(
+        received(),
+        DossierResolved(**fields(MONDAY + timedelta(days=1)), payload={"approved": True}),
+        ResultDigitized(**fields(MONDAY + timedelta(days=1, hours=1))),
+    ).digitized
+
+
+def test_overdue_is_noticed_once_and_an_apology_follows() -> None:
+    d = run(received())
+    late = d.appointment_at + timedelta(minutes=1)
+    assert not d.overdue_at(d.appointment_at)
+    notified = domain.mark_overdue(d, late).dossier
+    with pytest.raises(domain.Rejected):
+        domain.mark_overdue(notified, late)
+    sorry = ApologyIssued(
+        **fields(late),
+        payload={"new_appointment_at": late + timedelta(days=3), "reason": "cần xác minh thêm"},
+    )
+    after = domain.apply(notified, sorry, CAL).dossier
+    assert after.promised_at == late + timedelta(days=3)
+    assert after.appointment_at == d.appointment_at  # the index still measures the original date
+
+
+# --------------------------------------------------------------------------- stateful
+
+
+class DossierLife(RuleBasedStateMachine):
+    """Random sequences of counter and officer actions keep the invariants of DOMAIN.md."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = MONDAY
+        self.dossier = domain.apply(None, received(), CAL).dossier
+        self.first_end: datetime | None = None
+        self.waits = timedelta(0)
+        self.asked_at: datetime | None = None
+
+    def _try(self, event: DossierEvent) -> None:
+        before = self.dossier
+        try:
+            self.dossier = domain.apply(self.dossier, event, CAL).dossier
+        except domain.Rejected:
+            assert self.dossier == before
+            return
+        if isinstance(event, SupplementRequested):
+            self.asked_at = event.occurred_at
+        if isinstance(event, SupplementReceived) and self.asked_at is not None:
+            self.waits += CAL.working_time(self.asked_at, event.occurred_at)
+            self.asked_at = None
+
+    @rule(hours=st.integers(min_value=0, max_value=72))
+    def time_passes(self, hours: int) -> None:
+        self.now += timedelta(hours=hours)
+
+    @rule()
+    def start(self) -> None:
+        self._try(ProcessingStarted(**fields(self.now)))
+
+    @rule()
+    def ask_supplement(self) -> None:
+        self._try(SupplementRequested(**fields(self.now), payload={"reason": "r"}))
+
+    @rule()
+    def supplement_back(self) -> None:
+        self._try(SupplementReceived(**fields(self.now)))
+
+    @rule(approved=st.booleans(), electronic=st.booleans())
+    def resolve(self, approved: bool, electronic: bool) -> None:
+        self._try(
+            DossierResolved(
+                **fields(self.now),
+                payload={"approved": approved, "result_electronic": electronic, "reason": "lý do"},
+            )
+        )
+
+    @rule()
+    def return_result(self) -> None:
+        self._try(ResultReturned(**fields(self.now)))
+
+    @rule()
+    def stop(self) -> None:
+        self._try(DossierStopped(**fields(self.now), payload={"reason": "r"}))
+
+    @rule()
+    def withdraw(self) -> None:
+        self._try(DossierWithdrawn(**fields(self.now), payload={"reason": "r"}))
+
+    @rule(satisfied=st.booleans())
+    def rate(self, satisfied: bool) -> None:
+        self._try(DossierRated(**fields(self.now), payload={"satisfied": satisfied}))
+
+    @rule()
+    def digitize(self) -> None:
+        self._try(ResultDigitized(**fields(self.now)))
+
+    @invariant()
+    def one_end_of_processing(self) -> None:
+        d = self.dossier
+        if d.ended_at is not None:
+            if self.first_end is None:
+                self.first_end = d.ended_at
+            assert d.ended_at == self.first_end
+            assert d.status in domain.END_STATUSES
+            assert d.timeliness is not None
+        else:
+            assert self.first_end is None
+            assert d.is_open
+
+    @invariant()
+    def deadline_never_before_reception(self) -> None:
+        assert self.dossier.appointment_at >= self.dossier.received_at
+
+    @invariant()
+    def paused_time_is_never_counted(self) -> None:
+        d = self.dossier
+        assert d.paused == self.waits
+        if d.ended_at is not None and d.elapsed_working_days is not None:
+            worked = CAL.working_time(d.received_at, d.ended_at) - d.paused
+            assert d.elapsed_working_days == pytest.approx(
+                max(worked, timedelta(0)) / DAY, abs=1e-4
+            )
+
+    @precondition(lambda self: self.dossier.status is S.SUPPLEMENT_REQUESTED)
+    @invariant()
+    def waiting_means_asked(self) -> None:
+        assert self.dossier.supplement_requested_at is not None
+
+
+DossierLife.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+test_dossier_life = DossierLife.TestCase
