@@ -73,7 +73,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # Access logs would repeat every request; the services log what matters themselves.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # aiokafka logs every reconnection attempt (ten a second while a broker is down); the relay
+    # and the consumers report outages themselves, with their backoff.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -66,12 +66,14 @@ class OutboxRelay:
         *,
         batch_size: int = 2000,
         poll_interval: float = 1.0,
+        publish_timeout: float = 10.0,
     ) -> None:
         self._dsn = dsn
         self._schema = schema
         self._broker = broker
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._publish_timeout = publish_timeout
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -123,27 +125,30 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await conn.close()
 
-    def _on_notify(self, *_args: object) -> None:
-        self._wakeup.set()
-
-    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
-        rows = await conn.fetch(
-            "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT $1", self._batch_size
-        )
-        if not rows:
-            OUTBOX_BACKLOG.labels(self._schema).set(0)
-            return 0
+    async def _send_all(self, rows: list[asyncpg.Record]) -> None:
         futures = [
             await self._broker.publish(r["value"], r["topic"], key=r["key"], no_confirm=True)
             for r in rows
         ]
-        # Delete only after every record is acknowledged (acks=all): a crash in between republishes,
-        # and consumers drop the duplicate by event id.
         await asyncio.gather(*futures)
+
+    def _on_notify(self, *_args: object) -> None:
+        self._wakeup.set()
+
+    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
+        # Measured before publishing so the gauge shows a backlog building while Kafka is down.
+        OUTBOX_BACKLOG.labels(self._schema).set(await conn.fetchval("SELECT count(*) FROM outbox"))
+        rows = await conn.fetch(
+            "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT $1", self._batch_size
+        )
+        if not rows:
+            return 0
+        # Delete only after every record is acknowledged (acks=all): a crash in between republishes,
+        # and consumers drop the duplicate by event id. Bounded, so an outage is noticed and
+        # retried with backoff instead of waiting on the producer's own retries.
+        await asyncio.wait_for(self._send_all(rows), timeout=self._publish_timeout)
         await conn.execute(
             "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
         )
         OUTBOX_PUBLISHED.labels(self._schema).inc(len(rows))
-        backlog = await conn.fetchval("SELECT count(*) FROM outbox")
-        OUTBOX_BACKLOG.labels(self._schema).set(backlog)
         return len(rows)

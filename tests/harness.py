@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import motcua_local
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.auth import mint
 from shared.settings import DEV_TOKEN_KEY
@@ -112,3 +114,23 @@ async def eventually(
             return
         await asyncio.sleep(0.25)
     raise AssertionError(f"timed out after {within}s waiting for {what}")
+
+
+async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether a consumer group has committed the end of every partition of the topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        committed = await admin.list_consumer_group_offsets(group)
+        ends = await consumer.end_offsets(partitions)
+        return bool(ends) and all(
+            end == 0 or (tp in committed and committed[tp].offset >= end)
+            for tp, end in ends.items()
+        )
+    finally:
+        await consumer.stop()
+        await admin.close()

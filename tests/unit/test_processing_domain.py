@@ -158,10 +158,9 @@ def test_stopped_while_waiting_ends_at_the_request() -> None:
 def test_illegal_transitions_are_refused_with_a_reason(
     events: tuple[DossierEvent, ...], message: str
 ) -> None:
-    dossier: domain.Dossier | None = domain.apply(None, received(), CAL).dossier
+    dossier = run(received(), *events[:-1])
     with pytest.raises(domain.Rejected, match=message):
-        for event in events:
-            dossier = domain.apply(dossier, event, CAL).dossier
+        domain.apply(dossier, events[-1], CAL)
 
 
 def test_result_digitized_after_a_paper_resolution_makes_the_dossier_digitized() -> None:

@@ -1,0 +1,79 @@
+"""Events as intake and officers would produce them, for tests that feed Kafka directly."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaProducer
+
+from shared.calendar import WorkingCalendar
+from shared.contract import (
+    ApplicantKind,
+    Channel,
+    DocumentComponent,
+    DossierEvent,
+    DossierReceived,
+    DossierResolved,
+    ProcessingStarted,
+    dossier_key,
+    encode,
+    new_event_fields,
+)
+
+CAL = WorkingCalendar.vietnam(range(2024, 2029))
+
+
+def received(
+    unit: str = "T001.H01",
+    at: datetime | None = None,
+    days: int = 3,
+    channel: Channel = Channel.ONLINE,
+    dossier_id: uuid.UUID | None = None,
+) -> DossierReceived:
+    at = at or datetime.now(UTC)
+    ident = dossier_id or uuid.uuid4()
+    return DossierReceived(
+        **new_event_fields(at, ident, unit, unit, actor="counter"),
+        payload={
+            "dossier_code": f"{unit}-{at:%y%m%d}-{ident.int % 10000:04d}",
+            "procedure_code": "2.000720",
+            "channel": channel,
+            "applicant_kind": ApplicantKind.CITIZEN,
+            "applicant_ref": "ab" * 32,
+            "received_at": at,
+            "appointment_at": CAL.appointment(at, days, has_cutoff=False),
+            "processing_days": days,
+            "components": (DocumentComponent(code="a", digitized=True),),
+        },
+    )
+
+
+def lifecycle(rng: random.Random, unit: str, start: datetime) -> list[DossierEvent]:
+    """Received, started, resolved: three events of one dossier, in order."""
+    first = received(unit, start + timedelta(minutes=rng.randint(0, 600)))
+    f = first.dossier_id
+    t1 = first.occurred_at + timedelta(hours=rng.randint(1, 8))
+    t2 = t1 + timedelta(hours=rng.randint(1, 120))
+    return [
+        first,
+        ProcessingStarted(**new_event_fields(t1, f, unit, unit, actor="officer")),
+        DossierResolved(
+            **new_event_fields(t2, f, unit, unit, actor="officer"),
+            payload={"approved": True, "result_electronic": rng.random() < 0.5},
+        ),
+    ]
+
+
+async def produce(bootstrap: str, topic: str, events: list[DossierEvent]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, enable_idempotence=True)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, encode(e), key=dossier_key(e.dossier_id)) for e in events
+        ]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
