@@ -197,13 +197,15 @@ class BodyLimits:
         await response(scope, receive, send)
 
 
-def metrics_router(registry: CollectorRegistry = REGISTRY) -> APIRouter:
+def metrics_router(*registries: CollectorRegistry) -> APIRouter:
     """/metrics in the Prometheus text format (a route, not a mount: no redirect to /metrics/)."""
     router = APIRouter(tags=["metrics"])
+    sources = registries or (REGISTRY,)
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body = b"".join(generate_latest(r) for r in sources)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router
 

@@ -16,7 +16,6 @@ from services.intake import api
 from services.intake.config import IntakeSettings
 from services.intake.context import Intake
 from services.intake.handlers import StatusReadModel
-from services.intake.reference import load_reference
 from services.intake.store import IntakeStore
 from shared.calendar import WorkingCalendar
 from shared.consumer import subscribe_batches
@@ -25,6 +24,7 @@ from shared.http import BodyLimits, health_router, install_problem_handlers, met
 from shared.kafka import ensure_topics, make_broker, start_when_available
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
+from shared.reference import load_reference
 
 SCHEMA = "intake"
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -6,9 +6,8 @@ from pathlib import Path
 
 from pydantic import Field
 
+from shared.reference import REFERENCE_DIR
 from shared.settings import ServiceSettings
-
-REFERENCE_DIR = Path(__file__).parent / "reference"
 
 
 class IntakeSettings(ServiceSettings):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.intake.reference import ReferenceData, Unit
 from services.intake.store import IntakeStore
 from shared.auth import Caller
 from shared.calendar import WorkingCalendar
 from shared.contract import Topics
 from shared.http import Problem, bearer_caller
+from shared.reference import ReferenceData, Unit
 
 
 @dataclass

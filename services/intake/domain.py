@@ -7,10 +7,10 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.intake.reference import Procedure, ReferenceData, Unit
 from shared.calendar import LOCAL_TZ, WorkingCalendar
 from shared.contract import ApplicantKind, Channel, DocumentComponent, DossierStatus
 from shared.ids import personal_id_problem, tax_code_problem
+from shared.reference import Procedure, ReferenceData, Unit
 
 
 class _In(BaseModel):

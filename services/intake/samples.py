@@ -5,9 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from services.intake.config import REFERENCE_DIR
-from services.intake.reference import load_reference
 from shared.ids import PROVINCE_CODES, tax_check_digit
+from shared.reference import REFERENCE_DIR, load_reference
 
 
 def personal_id(rng: random.Random) -> str:

@@ -1,27 +1,59 @@
-"""Wiring of the metrics service: database, consumer and the Prometheus exposition."""
+"""Wiring of the metrics service: database, consumer, index refresh and /metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
 
+from services.metrics import api
 from services.metrics.config import MetricsSettings
+from services.metrics.context import Metrics
 from services.metrics.exposition import AggregateCollector
 from services.metrics.handlers import StatusEventHandler
+from services.metrics.index import IndexConfig, league, parse_period
 from services.metrics.store import MetricsStore
-from shared.consumer import subscribe_batches
+from shared.consumer import TRANSIENT_DB_ERRORS, subscribe_batches
 from shared.db import prepare
 from shared.http import health_router, install_problem_handlers, metrics_router
 from shared.kafka import ensure_topics, make_broker
 from shared.logging import configure_logging, get_logger
+from shared.reference import load_reference
 
 SCHEMA = "metrics"
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = get_logger(__name__)
+
+
+async def refresh_index(metrics: Metrics, collector: AggregateCollector) -> None:
+    """The index gauges: the year to date of the latest event, for units and provinces."""
+    latest = await metrics.store.latest_event_at()
+    if latest is None:
+        return
+    period = parse_period(f"{latest.year}")
+    at = min(period.end, latest)
+    rows = []
+    for scope in ("unit", "province"):
+        populations = await metrics.store.populations(scope, period.start, period.end, at)
+        for s in league(populations, metrics.index_config):
+            rows.append((scope, s.code, "total", s.total))
+            rows += [(scope, s.code, group, value) for group, value in s.groups.items()]
+    collector.index = rows
+
+
+async def _index_loop(metrics: Metrics, collector: AggregateCollector, every: float) -> None:
+    while True:
+        try:
+            await refresh_index(metrics, collector)
+        except TRANSIENT_DB_ERRORS as exc:
+            log.warning("index refresh: database unavailable", error=repr(exc))
+        await asyncio.sleep(every)
 
 
 def create_app(settings: MetricsSettings | None = None) -> FastAPI:
@@ -29,15 +61,19 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     configure_logging("metrics", settings.log_level)
     broker = make_broker(settings.kafka_bootstrap, "motcua-metrics")
     collector = AggregateCollector()
-    # Its own registry: the aggregates are the product here, not this process's internals.
+    # The aggregates in a registry of their own, so they render first and apart from the
+    # process's own figures (events applied, dead letters) in the default registry.
     registry = CollectorRegistry()
     registry.register(collector)
+    reference = load_reference(settings.reference_dir)
+    index_config = IndexConfig.load(settings.index_config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await prepare(settings.database_url, SCHEMA, MIGRATIONS, settings.database_pool_size)
-        store = MetricsStore(pool)
-        app.state.store = store
+        store = MetricsStore(pool, reference.province_of)
+        metrics = Metrics(store, reference, index_config)
+        app.state.metrics = metrics
         collector.snapshot = await store.counters()
         handler = StatusEventHandler(
             store, broker, settings.topics, collector, settings.consumer_group
@@ -51,23 +87,33 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         )
         await ensure_topics(settings.kafka_bootstrap, settings.topics)
         await broker.start()
-        log.info("metrics ready", group=settings.consumer_group)
+        refreshing = asyncio.create_task(_index_loop(metrics, collector, settings.index_refresh_s))
+        log.info("metrics ready", group=settings.consumer_group, started=datetime.now().isoformat())
         try:
             yield
         finally:
+            refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refreshing
             await broker.stop()
             await pool.close()
 
-    app = FastAPI(title="motcua metrics", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="motcua metrics",
+        version="1",
+        lifespan=lifespan,
+        description="Exact aggregates for Prometheus at /metrics and the service-quality index.",
+    )
     install_problem_handlers(app)
 
     async def db_ok() -> bool:
-        store: MetricsStore = app.state.store
-        return await store.ping()
+        metrics: Metrics = app.state.metrics
+        return await metrics.store.ping()
 
     async def kafka_ok() -> bool:
         return await broker.ping(timeout=2.0)
 
     app.include_router(health_router({"database": db_ok, "kafka": kafka_ok}))
-    app.include_router(metrics_router(registry))
+    app.include_router(api.router)
+    app.include_router(metrics_router(registry, REGISTRY))
     return app

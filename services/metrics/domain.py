@@ -1,26 +1,39 @@
-"""Pure aggregation: what each status event adds to the exact counters."""
+"""Pure aggregation: the facts kept per dossier and what each status event adds to the counters.
+
+Counters change only on transitions between a dossier's previous facts and its new ones, so an
+event applied twice (or out of a replay) can never count twice: the store keeps the facts and the
+event ids in the same transaction.
+
+Reception-side figures belong to the receiving unit (the counter's work); processing-side figures
+to the competent unit (who resolves it).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import NamedTuple
+from uuid import UUID
 
-from shared.contract import DossierOverdue, DossierStatus, DossierStatusChanged
-
-END_STATUSES = frozenset(
-    {
-        DossierStatus.REFUSED_AT_RECEPTION,
-        DossierStatus.WITHDRAWN,
-        DossierStatus.STOPPED,
-        DossierStatus.RESOLVED,
-        DossierStatus.RESULT_RETURNED,
-    }
+from shared.contract import (
+    Channel,
+    DossierOverdue,
+    DossierStatus,
+    DossierStatusChanged,
+    Timeliness,
 )
+
+S = DossierStatus
+END_STATUSES = frozenset(
+    {S.REFUSED_AT_RECEPTION, S.WITHDRAWN, S.STOPPED, S.RESOLVED, S.RESULT_RETURNED}
+)
+# Upper bounds of the resolution-time histogram, in working days.
+RESOLUTION_BUCKETS = (0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
 
 
 class CounterKey(NamedTuple):
-    """One exact counter: its metric name, the unit it belongs to, and one bounded label value."""
+    """One exact counter: its name, the unit it belongs to, and one bounded label value."""
 
     name: str
     unit: str
@@ -28,25 +41,145 @@ class CounterKey(NamedTuple):
 
 
 RECEIVED = "received"  # label: channel
+REFUSED_AT_RECEPTION = "refused_at_reception"
 COMPLETED = "completed"  # label: timeliness
+RESOLVED = "resolved"  # label: approved / refused
+OPEN = "open"  # label: within / overdue (a gauge kept as +1/-1 transitions)
+RESOLUTION_BUCKET = "resolution_bucket"  # label: the bucket's upper bound, "+Inf" included
+RESOLUTION_SUM = "resolution_sum_millidays"  # thousandths of a working day, to stay integral
+RECEIVED_DIGITIZED = "received_digitized"
+RECEIVED_REUSED = "received_reused"
+ELECTRONIC_RESULT = "electronic_result"
+DIGITIZED = "digitized"
+RATED = "rated"  # label: satisfied / unsatisfied
 
 
-def contributions(event: DossierStatusChanged | DossierOverdue) -> Iterable[CounterKey]:
-    if isinstance(event, DossierOverdue):
-        return
+@dataclass(frozen=True, slots=True)
+class DossierFacts:
+    """What metrics needs to remember about one dossier (a row of metrics.dossiers)."""
+
+    id: UUID
+    receiving_unit: str
+    competent_unit: str
+    channel: Channel
+    status: DossierStatus
+    received_at: datetime
+    appointment_at: datetime
+    ended_at: datetime | None
+    timeliness: Timeliness | None
+    elapsed_working_days: float | None
+    components_total: int
+    components_digitized: int
+    components_reused: int
+    approved: bool | None
+    result_electronic: bool
+    digitized: bool
+    overdue: bool
+    satisfied: bool | None
+    rated_at: datetime | None
+    last_event_at: datetime
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in END_STATUSES
+
+    @property
+    def counts_as_received(self) -> bool:
+        return self.status is not S.REFUSED_AT_RECEPTION
+
+
+def facts_after(
+    old: DossierFacts | None, event: DossierStatusChanged | DossierOverdue
+) -> DossierFacts:
+    """The dossier's facts once `event` is known (events carry processing's full snapshot)."""
     p = event.payload
-    unit = event.competent_unit
-    if p.previous_status is None:
-        yield CounterKey(RECEIVED, event.receiving_unit, p.channel.value)
-    ended_now = p.status in END_STATUSES and (
-        p.previous_status is None or p.previous_status not in END_STATUSES
+    rated_now = p.satisfied is not None and (old is None or old.satisfied is None)
+    return DossierFacts(
+        id=event.dossier_id,
+        receiving_unit=event.receiving_unit,
+        competent_unit=event.competent_unit,
+        channel=p.channel,
+        status=p.status,
+        received_at=p.received_at,
+        appointment_at=p.appointment_at,
+        ended_at=p.ended_at,
+        timeliness=p.timeliness,
+        elapsed_working_days=p.elapsed_working_days,
+        components_total=p.components_total,
+        components_digitized=p.components_digitized,
+        components_reused=p.components_reused,
+        approved=p.approved,
+        result_electronic=bool(p.result_electronic),
+        digitized=p.digitized,
+        # Overdue is sticky: once reported, a dossier stays overdue until it ends.
+        overdue=isinstance(event, DossierOverdue) or (old is not None and old.overdue),
+        satisfied=p.satisfied,
+        rated_at=event.occurred_at if rated_now else (old.rated_at if old else None),
+        last_event_at=max(event.occurred_at, old.last_event_at) if old else event.occurred_at,
     )
-    if ended_now and p.timeliness is not None:
-        yield CounterKey(COMPLETED, unit, p.timeliness.value)
 
 
-def aggregate(events: Iterable[DossierStatusChanged]) -> Counter[CounterKey]:
-    totals: Counter[CounterKey] = Counter()
+def _deadline(f: DossierFacts) -> str:
+    return "overdue" if f.overdue else "within"
+
+
+def _bucket_labels(days: float) -> list[str]:
+    return [f"{le:g}" for le in RESOLUTION_BUCKETS if days <= le] + ["+Inf"]
+
+
+def deltas(old: DossierFacts | None, new: DossierFacts) -> Counter[CounterKey]:  # noqa: PLR0912
+    """What changes in the counters when a dossier goes from `old` to `new` facts."""
+    out: Counter[CounterKey] = Counter()
+    r, c = new.receiving_unit, new.competent_unit
+    if old is None:
+        if not new.counts_as_received:
+            out[CounterKey(REFUSED_AT_RECEPTION, r, "")] += 1
+            return out
+        out[CounterKey(RECEIVED, r, new.channel.value)] += 1
+        if new.components_total and new.components_digitized == new.components_total:
+            out[CounterKey(RECEIVED_DIGITIZED, r, "")] += 1
+        if new.components_reused:
+            out[CounterKey(RECEIVED_REUSED, r, "")] += 1
+        out[CounterKey(OPEN, c, "within")] += 1
+        was_open, was_overdue = True, False
+        old_approved, old_electronic, old_digitized, old_satisfied = None, False, False, None
+    else:
+        if not old.counts_as_received:
+            return out
+        was_open, was_overdue = old.is_open, old.overdue
+        old_approved, old_electronic = old.approved, old.result_electronic
+        old_digitized, old_satisfied = old.digitized, old.satisfied
+    if was_open and new.is_open and new.overdue and not was_overdue:
+        out[CounterKey(OPEN, c, "within")] -= 1
+        out[CounterKey(OPEN, c, "overdue")] += 1
+    if was_open and not new.is_open:
+        out[CounterKey(OPEN, c, "overdue" if was_overdue else "within")] -= 1
+        if new.timeliness is not None:
+            out[CounterKey(COMPLETED, c, new.timeliness.value)] += 1
+        days = new.elapsed_working_days or 0.0
+        for label in _bucket_labels(days):
+            out[CounterKey(RESOLUTION_BUCKET, c, label)] += 1
+        out[CounterKey(RESOLUTION_SUM, c, "")] += round(days * 1000)
+    if old_approved is None and new.approved is not None:
+        out[CounterKey(RESOLVED, c, "approved" if new.approved else "refused")] += 1
+    if new.result_electronic and not old_electronic:
+        out[CounterKey(ELECTRONIC_RESULT, c, "")] += 1
+    if new.digitized and not old_digitized:
+        out[CounterKey(DIGITIZED, c, "")] += 1
+    if old_satisfied is None and new.satisfied is not None:
+        out[CounterKey(RATED, c, "satisfied" if new.satisfied else "unsatisfied")] += 1
+    return Counter({k: v for k, v in out.items() if v})
+
+
+def fold(
+    old: DossierFacts | None, events: list[DossierStatusChanged | DossierOverdue]
+) -> tuple[DossierFacts, Counter[CounterKey]]:
+    """Apply one dossier's events in order; the facts after them and the summed deltas."""
+    total: Counter[CounterKey] = Counter()
+    facts = old
     for event in events:
-        totals.update(contributions(event))
-    return totals
+        new = facts_after(facts, event)
+        total.update(deltas(facts, new))
+        facts = new
+    assert facts is not None
+    return facts, total

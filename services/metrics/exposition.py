@@ -1,38 +1,115 @@
-"""The Prometheus exposition: a collector rendering the last snapshot read from the database.
+"""The Prometheus exposition: collectors rendering the last snapshot read from the database.
 
 The snapshot is replaced after every committed batch, so after quiescence every sample equals the
-database truth; each replica exposes the same totals (combine replicas with max, never sum).
+database truth; every replica exposes the same totals (combine replicas with max, never sum).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
-from services.metrics.domain import COMPLETED, RECEIVED, CounterKey
+from services.metrics import domain as d
+from services.metrics.domain import CounterKey
+
+# name in the store -> (metric name, help, label name or None)
+_COUNTERS: dict[str, tuple[str, str, str | None]] = {
+    d.RECEIVED: (
+        "motcua_dossiers_received",
+        "Dossiers received, by receiving unit and channel",
+        "channel",
+    ),
+    d.REFUSED_AT_RECEPTION: (
+        "motcua_dossiers_refused_at_reception",
+        "Dossiers refused at the counter, by receiving unit",
+        None,
+    ),
+    d.COMPLETED: (
+        "motcua_dossiers_completed",
+        "Dossiers whose processing ended, by competent unit and timeliness",
+        "timeliness",
+    ),
+    d.RESOLVED: (
+        "motcua_dossiers_resolved",
+        "Dossiers resolved, by competent unit and decision",
+        "decision",
+    ),
+    d.RECEIVED_DIGITIZED: (
+        "motcua_dossiers_received_digitized",
+        "Dossiers received with every component digitized",
+        None,
+    ),
+    d.RECEIVED_REUSED: (
+        "motcua_dossiers_received_reused",
+        "Dossiers received reusing at least one digitized component",
+        None,
+    ),
+    d.ELECTRONIC_RESULT: (
+        "motcua_dossiers_electronic_result",
+        "Dossiers whose result was issued electronically",
+        None,
+    ),
+    d.DIGITIZED: (
+        "motcua_dossiers_digitized",
+        "Dossiers digitized: components digitized and an electronic result",
+        None,
+    ),
+    d.RATED: ("motcua_dossiers_rated", "Satisfaction ratings, by competent unit", "satisfied"),
+}
 
 
 class AggregateCollector(Collector):
     def __init__(self) -> None:
         self.snapshot: dict[CounterKey, int] = {}
+        self.index: list[tuple[str, str, str, float]] = []  # scope, code, group, score
 
     def collect(self) -> Iterator[Metric]:
-        received = CounterMetricFamily(
-            "motcua_dossiers_received",
-            "Dossiers received, by receiving unit and channel",
-            labels=["unit", "channel"],
+        families = {
+            name: CounterMetricFamily(metric, text, labels=["unit"] + ([label] if label else []))
+            for name, (metric, text, label) in _COUNTERS.items()
+        }
+        open_now = GaugeMetricFamily(
+            "motcua_dossiers_open",
+            "Open dossiers, by competent unit and deadline",
+            labels=["unit", "deadline"],
         )
-        completed = CounterMetricFamily(
-            "motcua_dossiers_completed",
-            "Dossiers whose processing ended, by competent unit and timeliness",
-            labels=["unit", "timeliness"],
-        )
+        buckets: dict[str, dict[str, int]] = {}
+        sums: dict[str, int] = {}
         for key, value in sorted(self.snapshot.items()):
-            if key.name == RECEIVED:
-                received.add_metric([key.unit, key.label], value)
-            elif key.name == COMPLETED:
-                completed.add_metric([key.unit, key.label], value)
-        yield received
-        yield completed
+            if key.name in families:
+                labels = [key.unit] + ([key.label] if _COUNTERS[key.name][2] else [])
+                families[key.name].add_metric(labels, value)
+            elif key.name == d.OPEN:
+                open_now.add_metric([key.unit, key.label], value)
+            elif key.name == d.RESOLUTION_BUCKET:
+                buckets.setdefault(key.unit, {})[key.label] = value
+            elif key.name == d.RESOLUTION_SUM:
+                sums[key.unit] = value
+        histogram = HistogramMetricFamily(
+            "motcua_dossier_resolution_working_days",
+            "Working days from reception to the end of processing, pauses excluded",
+            labels=["unit"],
+        )
+        bounds = [f"{le:g}" for le in d.RESOLUTION_BUCKETS] + ["+Inf"]
+        for unit, counts in sorted(buckets.items()):
+            histogram.add_metric(
+                [unit], [(b, counts.get(b, 0)) for b in bounds], sum_value=sums.get(unit, 0) / 1000
+            )
+        index = GaugeMetricFamily(
+            "motcua_service_index_score",
+            "Real-time service-quality index (Decision 766 style) for the current year to date",
+            labels=["scope", "code", "group"],
+        )
+        for scope, code, group, score in self.index:
+            index.add_metric([scope, code, group], score)
+        yield from families.values()
+        yield open_now
+        yield histogram
+        yield index

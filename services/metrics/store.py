@@ -3,43 +3,194 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
 
-from services.metrics.domain import CounterKey
+from services.metrics.domain import CounterKey, DossierFacts, fold
+from services.metrics.index import Population
+from shared.contract import Channel, DossierOverdue, DossierStatus, DossierStatusChanged, Timeliness
+from shared.db import Connection
+
+StatusEvent = DossierStatusChanged | DossierOverdue
+
+_FIELDS = (
+    "id",
+    "receiving_unit",
+    "competent_unit",
+    "channel",
+    "status",
+    "received_at",
+    "appointment_at",
+    "ended_at",
+    "timeliness",
+    "elapsed_working_days",
+    "components_total",
+    "components_digitized",
+    "components_reused",
+    "approved",
+    "result_electronic",
+    "digitized",
+    "overdue",
+    "satisfied",
+    "rated_at",
+    "last_event_at",
+)
+_COLUMNS = ", ".join(_FIELDS)
+
+
+def _facts(row: asyncpg.Record) -> DossierFacts:
+    values = dict(row)
+    values["channel"] = Channel(values["channel"])
+    values["status"] = DossierStatus(values["status"])
+    values["timeliness"] = (
+        None if values["timeliness"] is None else Timeliness(values["timeliness"])
+    )
+    return DossierFacts(**values)
+
+
+def _row(f: DossierFacts, province_of: Callable[[str], str | None]) -> tuple[Any, ...]:
+    return (
+        f.id,
+        f.receiving_unit,
+        f.competent_unit,
+        f.channel.value,
+        int(f.status),
+        f.received_at,
+        f.appointment_at,
+        f.ended_at,
+        None if f.timeliness is None else f.timeliness.value,
+        f.elapsed_working_days,
+        f.components_total,
+        f.components_digitized,
+        f.components_reused,
+        f.approved,
+        f.result_electronic,
+        f.digitized,
+        f.overdue,
+        f.satisfied,
+        f.rated_at,
+        f.last_event_at,
+        province_of(f.receiving_unit),
+        province_of(f.competent_unit),
+    )
+
+
+async def _upsert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    placeholders = ", ".join(f"${i}" for i in range(1, len(_FIELDS) + 3))
+    updates = ", ".join(f"{f} = EXCLUDED.{f}" for f in _FIELDS[1:])
+    await conn.executemany(
+        f"INSERT INTO dossiers ({_COLUMNS}, receiving_province, competent_province) "
+        f"VALUES ({placeholders}) ON CONFLICT (id) DO UPDATE SET {updates}",
+        rows,
+    )
 
 
 class MetricsStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, province_of: Callable[[str], str | None]) -> None:
         self.pool = pool
+        self.province_of = province_of
 
     async def ping(self) -> bool:
         return bool(await self.pool.fetchval("SELECT 1"))
 
-    async def apply(
-        self, event_ids: Sequence[UUID], deltas_of: dict[UUID, Counter[CounterKey]]
-    ) -> int:
-        """Add the deltas of the events never counted before, in one transaction."""
+    async def apply(self, events: Sequence[StatusEvent]) -> int:
+        """Count the events never counted before, each dossier's in order, in one transaction."""
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "INSERT INTO processed_events (event_id) SELECT unnest($1::uuid[]) "
-                "ON CONFLICT DO NOTHING RETURNING event_id",
-                list(event_ids),
-            )
+            fresh = {
+                r["event_id"]
+                for r in await conn.fetch(
+                    "INSERT INTO processed_events (event_id) SELECT unnest($1::uuid[]) "
+                    "ON CONFLICT DO NOTHING RETURNING event_id",
+                    [e.event_id for e in events],
+                )
+            }
+            by_dossier: dict[UUID, list[StatusEvent]] = {}
+            for event in events:
+                if event.event_id in fresh:
+                    fresh.discard(event.event_id)  # a duplicate inside the batch counts once
+                    by_dossier.setdefault(event.dossier_id, []).append(event)
+            if not by_dossier:
+                return 0
+            known = {
+                r["id"]: _facts(r)
+                for r in await conn.fetch(
+                    f"SELECT {_COLUMNS} FROM dossiers WHERE id = ANY($1::uuid[]) "
+                    "ORDER BY id FOR UPDATE",
+                    list(by_dossier),
+                )
+            }
             total: Counter[CounterKey] = Counter()
-            for row in rows:
-                total.update(deltas_of[row["event_id"]])
-            if total:
+            rows = []
+            for dossier_id, dossier_events in by_dossier.items():
+                facts, delta = fold(known.get(dossier_id), dossier_events)
+                total.update(delta)
+                rows.append(_row(facts, self.province_of))
+            await _upsert(conn, rows)
+            changed = sorted((k, v) for k, v in total.items() if v)
+            if changed:
                 await conn.executemany(
                     "INSERT INTO counters (name, unit, label, value) VALUES ($1, $2, $3, $4) "
                     "ON CONFLICT (name, unit, label) DO UPDATE "
                     "SET value = counters.value + EXCLUDED.value",
-                    [(k.name, k.unit, k.label, v) for k, v in sorted(total.items())],
+                    [(k.name, k.unit, k.label, v) for k, v in changed],
                 )
-            return len(rows)
+            return sum(len(v) for v in by_dossier.values())
 
     async def counters(self) -> dict[CounterKey, int]:
         rows = await self.pool.fetch("SELECT name, unit, label, value FROM counters")
         return {CounterKey(r["name"], r["unit"], r["label"]): r["value"] for r in rows}
+
+    async def reset(self) -> None:
+        """Forget everything (before a rebuild from the log)."""
+        await self.pool.execute("TRUNCATE dossiers, counters, processed_events")
+
+    async def latest_event_at(self) -> datetime | None:
+        value: datetime | None = await self.pool.fetchval("SELECT max(last_event_at) FROM dossiers")
+        return value
+
+    async def populations(
+        self, scope: Literal["unit", "province"], start: datetime, end: datetime, at: datetime
+    ) -> dict[str, Population]:
+        """The index populations of every unit or province for [start, end), judged at `at`."""
+        competent = "competent_unit" if scope == "unit" else "competent_province"
+        receiving = "receiving_unit" if scope == "unit" else "receiving_province"
+        in_period = "received_at < $2 AND (ended_at IS NULL OR ended_at >= $1) AND status <> 3"
+        processed = await self.pool.fetch(
+            f"SELECT {competent} AS code, "
+            f"count(*) FILTER (WHERE {in_period}) AS in_period, "
+            f"count(*) FILTER (WHERE {in_period} AND ("
+            "  (ended_at < $2 AND timeliness IN ('early', 'on_time')) OR "
+            "  ((ended_at IS NULL OR ended_at >= $2) AND appointment_at >= $3))) AS on_time, "
+            "count(*) FILTER (WHERE approved IS NOT NULL AND ended_at >= $1 AND ended_at < $2) "
+            "  AS resolved, "
+            "count(*) FILTER (WHERE approved IS NOT NULL AND ended_at >= $1 AND ended_at < $2 "
+            "  AND result_electronic) AS resolved_electronic, "
+            "count(*) FILTER (WHERE approved IS NOT NULL AND ended_at >= $1 AND ended_at < $2 "
+            "  AND digitized) AS resolved_digitized, "
+            "count(*) FILTER (WHERE rated_at >= $1 AND rated_at < $2 AND NOT satisfied) "
+            "  AS unsatisfied "
+            f"FROM dossiers WHERE {competent} IS NOT NULL GROUP BY 1",
+            start,
+            end,
+            at,
+        )
+        received = await self.pool.fetch(
+            f"SELECT {receiving} AS code, count(*) AS received, "
+            "count(*) FILTER (WHERE channel = 'online') AS received_online, "
+            "count(*) FILTER (WHERE components_reused > 0) AS received_reused "
+            "FROM dossiers WHERE received_at >= $1 AND received_at < $2 AND status <> 3 "
+            f"AND {receiving} IS NOT NULL GROUP BY 1",
+            start,
+            end,
+        )
+        out: dict[str, Population] = {}
+        for row in [*processed, *received]:
+            population = out.setdefault(row["code"], Population())
+            for name, value in dict(row).items():
+                if name != "code":
+                    setattr(population, name, int(value))
+        return out

@@ -6,9 +6,8 @@ from datetime import date
 import pytest
 
 from services.intake import domain
-from services.intake.config import REFERENCE_DIR
-from services.intake.reference import load_reference
 from services.intake.samples import sample_submission
+from shared.reference import REFERENCE_DIR, load_reference
 
 REF = load_reference(REFERENCE_DIR)
 TODAY = date(2026, 11, 27)

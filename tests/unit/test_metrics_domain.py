@@ -1,11 +1,17 @@
+"""Counters move only on transitions: replays of the same facts add nothing."""
+
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from services.metrics.domain import COMPLETED, RECEIVED, CounterKey, aggregate
+from services.metrics import domain as d
+from services.metrics.domain import CounterKey, fold
 from shared.contract import (
     Channel,
+    DossierOverdue,
     DossierStatus,
     DossierStatusChanged,
     StatusChangedPayload,
@@ -13,38 +19,104 @@ from shared.contract import (
     new_event_fields,
 )
 
-NOW = datetime(2026, 11, 23, 3, tzinfo=UTC)
+T0 = datetime(2026, 11, 2, 3, tzinfo=UTC)
+ID = uuid.UUID(int=7)
+S = DossierStatus
 
 
-def status_event(
-    status: DossierStatus, previous: DossierStatus | None, timeliness: Timeliness | None = None
-) -> DossierStatusChanged:
-    return DossierStatusChanged(
-        **new_event_fields(NOW, uuid.uuid4(), "T001.H01", "T079"),
-        payload=StatusChangedPayload(
-            dossier_code="c",
-            procedure_code="p",
-            channel=Channel.ONLINE,
-            status=status,
-            previous_status=previous,
-            received_at=NOW,
-            appointment_at=NOW,
-            ended_at=NOW if timeliness else None,
-            timeliness=timeliness,
-        ),
+def event(
+    status: DossierStatus,
+    previous: DossierStatus | None,
+    hours: int = 0,
+    overdue_notice: bool = False,
+    **payload: Any,
+) -> DossierStatusChanged | DossierOverdue:
+    fields = new_event_fields(T0 + timedelta(hours=hours), ID, "T001.H01.X01", "T001.H01")
+    body = StatusChangedPayload(
+        dossier_code="c",
+        procedure_code="p",
+        channel=Channel.ONLINE,
+        status=status,
+        previous_status=previous,
+        received_at=T0,
+        appointment_at=T0 + timedelta(days=3),
+        components_total=2,
+        components_digitized=2,
+        components_reused=1,
+        **payload,
     )
+    if overdue_notice:
+        return DossierOverdue(**fields, payload=body)
+    return DossierStatusChanged(**fields, payload=body)
 
 
-def test_reception_counts_at_the_receiving_unit_and_completion_at_the_competent_one() -> None:
-    totals = aggregate(
-        [
-            status_event(DossierStatus.RECEIVED, None),
-            status_event(DossierStatus.WITHDRAWN, DossierStatus.RECEIVED, Timeliness.EARLY),
-            # Result returned after resolution is not a second completion.
-            status_event(DossierStatus.RESULT_RETURNED, DossierStatus.RESOLVED, Timeliness.EARLY),
-        ]
-    )
-    assert totals == {
-        CounterKey(RECEIVED, "T001.H01", "online"): 1,
-        CounterKey(COMPLETED, "T079", "early"): 1,
+def k(name: str, unit: str, label: str = "") -> CounterKey:
+    return CounterKey(name, unit, label)
+
+
+def test_a_whole_life_counts_each_fact_once() -> None:
+    ended: dict[str, Any] = {
+        "ended_at": T0 + timedelta(days=1),
+        "timeliness": Timeliness.EARLY,
+        "elapsed_working_days": 1.0,
+        "approved": True,
+        "result_electronic": True,
+        "digitized": True,
     }
+    life = [
+        event(S.RECEIVED, None),
+        event(S.PROCESSING, S.RECEIVED, 1),
+        event(S.RESOLVED, S.PROCESSING, 24, **ended),
+        event(S.RESULT_RETURNED, S.RESOLVED, 30, **ended),
+        event(S.RESULT_RETURNED, S.RESULT_RETURNED, 31, satisfied=False, **ended),
+    ]
+    facts, total = fold(None, life)
+    assert total == Counter(
+        {
+            k(d.RECEIVED, "T001.H01.X01", "online"): 1,
+            k(d.RECEIVED_DIGITIZED, "T001.H01.X01"): 1,
+            k(d.RECEIVED_REUSED, "T001.H01.X01"): 1,
+            k(d.COMPLETED, "T001.H01", "early"): 1,
+            k(d.RESOLVED, "T001.H01", "approved"): 1,
+            k(d.ELECTRONIC_RESULT, "T001.H01"): 1,
+            k(d.DIGITIZED, "T001.H01"): 1,
+            k(d.RATED, "T001.H01", "unsatisfied"): 1,
+            k(d.RESOLUTION_SUM, "T001.H01"): 1000,
+            **{
+                k(d.RESOLUTION_BUCKET, "T001.H01", le): 1
+                for le in ("1", "2", "3", "5", "7", "10", "15", "20", "30", "45", "60", "+Inf")
+            },
+        }
+    )  # the open gauge went +1 then -1: nothing left
+    assert fold(facts, life[-1:])[1] == Counter()  # the last snapshot again changes nothing
+
+
+def test_open_gauge_moves_from_within_to_overdue_and_out() -> None:
+    _, opened = fold(None, [event(S.RECEIVED, None)])
+    assert opened[k(d.OPEN, "T001.H01", "within")] == 1
+    facts, late = fold(
+        None, [event(S.RECEIVED, None), event(S.RECEIVED, S.RECEIVED, 80, overdue_notice=True)]
+    )
+    assert late[k(d.OPEN, "T001.H01", "overdue")] == 1
+    assert late[k(d.OPEN, "T001.H01", "within")] == 0
+    _, ended = fold(
+        facts,
+        [
+            event(
+                S.STOPPED,
+                S.RECEIVED,
+                90,
+                ended_at=T0 + timedelta(hours=90),
+                timeliness=Timeliness.LATE,
+                elapsed_working_days=3.75,
+            )
+        ],
+    )
+    assert ended[k(d.OPEN, "T001.H01", "overdue")] == -1
+    assert ended[k(d.COMPLETED, "T001.H01", "late")] == 1
+    assert ended[k(d.RESOLUTION_SUM, "T001.H01")] == 3750
+
+
+def test_refused_at_reception_is_not_a_reception() -> None:
+    _, total = fold(None, [event(S.REFUSED_AT_RECEPTION, None, ended_at=T0)])
+    assert total == Counter({k(d.REFUSED_AT_RECEPTION, "T001.H01.X01"): 1})

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 Level = Literal["province", "district", "commune"]
+REFERENCE_DIR = Path(__file__).parent / "reference_data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +47,21 @@ class Procedure:
 
 
 @dataclass(frozen=True, slots=True)
+class Province:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReferenceData:
     version: str
     units: dict[str, Unit]
     procedures: dict[str, Procedure]
+    provinces: dict[str, Province]
+
+    def province_of(self, unit_code: str) -> str | None:
+        unit = self.units.get(unit_code)
+        return None if unit is None else unit.province
 
     def offers(self, unit: Unit, procedure: Procedure) -> bool:
         """A unit receives the procedures of its own level (the competent level's counters)."""
@@ -70,4 +82,7 @@ def load_reference(directory: Path) -> ReferenceData:
     for unit in units.values():
         if unit.parent is not None and unit.parent not in units:
             raise ValueError(f"unit {unit.code} has unknown parent {unit.parent}")
-    return ReferenceData(f"{units_doc['version']}/{procs_doc['version']}", units, procedures)
+    provinces = {p["code"]: Province(**p) for p in units_doc["provinces"]}
+    return ReferenceData(
+        f"{units_doc['version']}/{procs_doc['version']}", units, procedures, provinces
+    )
