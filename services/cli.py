@@ -94,6 +94,38 @@ async def _submit_samples(url: str, count: int, seed: int) -> int:
     return 1 if failures else 0
 
 
+def _rebuild_metrics() -> int:
+    from services.metrics.config import MetricsSettings
+    from services.metrics.rebuild import RebuildRefused, rebuild
+
+    try:
+        report = asyncio.run(rebuild(MetricsSettings()))
+    except RebuildRefused as exc:
+        print(f"motcua metrics rebuild: {exc}", file=sys.stderr)
+        return 1
+    print(f"rebuilt from {report.events} status events in {report.partitions} partitions")
+    return 0
+
+
+def _report(url: str, scope: str, period: str) -> int:
+    import httpx
+
+    params = {"scope": scope, **({"period": period} if period else {})}
+    response = httpx.get(f"{url}/v1/index", params=params, timeout=30)
+    if response.status_code != 200:
+        print(f"motcua report: {response.status_code} {response.text}", file=sys.stderr)
+        return 1
+    table = response.json()
+    count = len(table["entries"])
+    print(f"Chỉ số phục vụ (766) — {scope}, kỳ {table['period']}")
+    for entry in table["entries"]:
+        print(
+            f"{entry['name']:<40} {entry['total']:6.2f} {entry['grade']:<11} "
+            f"{entry['rank']}/{count}"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="motcua", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,7 +140,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     samples.add_argument("--url", default="http://127.0.0.1:8000")
     samples.add_argument("--count", type=int, default=5)
     samples.add_argument("--seed", type=int, default=1)
+    metrics = sub.add_parser("metrics", help="metrics maintenance")
+    metrics.add_argument(
+        "action",
+        choices=["rebuild"],
+        help="rebuild: recount every aggregate from the status log (service stopped)",
+    )
+    report = sub.add_parser("report", help="print the service-quality index league table")
+    report.add_argument("--url", default="http://127.0.0.1:8002", help="the metrics service")
+    report.add_argument("--scope", default="province", choices=["province", "unit"])
+    report.add_argument(
+        "--period", default="", help="2023, 2023-Q3 or 2023-07 (default: latest year)"
+    )
     args = parser.parse_args(argv)
+    if args.command == "metrics":
+        return _rebuild_metrics()
+    if args.command == "report":
+        return _report(args.url, args.scope, args.period)
     if args.command == "serve":
         return _serve(args.service, args.port)
     if args.command == "token":

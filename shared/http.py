@@ -197,13 +197,20 @@ class BodyLimits:
         await response(scope, receive, send)
 
 
-def metrics_router(*registries: CollectorRegistry) -> APIRouter:
-    """/metrics in the Prometheus text format (a route, not a mount: no redirect to /metrics/)."""
+def metrics_router(
+    *registries: CollectorRegistry, before: Callable[[], Awaitable[None]] | None = None
+) -> APIRouter:
+    """/metrics in the Prometheus text format (a route, not a mount: no redirect to /metrics/).
+
+    `before` runs at every scrape (the metrics service re-reads its exact totals there).
+    """
     router = APIRouter(tags=["metrics"])
     sources = registries or (REGISTRY,)
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        if before is not None:
+            await before()
         body = b"".join(generate_latest(r) for r in sources)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
@@ -120,3 +121,14 @@ async def start_when_available(broker: KafkaBroker, what: str, max_delay: float 
         else:
             log.info("kafka connected", service=what)
             return
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+    """Every partition of a topic, from the cluster's metadata."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        return sorted(TopicPartition(topic, p["partition"]) for p in described["partitions"])
+    finally:
+        await admin.close()

@@ -16,6 +16,7 @@ from shared.contract import (
     DossierEvent,
     DossierReceived,
     DossierResolved,
+    DossierWithdrawn,
     ProcessingStarted,
     dossier_key,
     encode,
@@ -28,9 +29,11 @@ CAL = WorkingCalendar.vietnam(range(2024, 2029))
 def received(
     unit: str = "T001.H01",
     at: datetime | None = None,
+    *,
     days: int = 3,
     channel: Channel = Channel.ONLINE,
     dossier_id: uuid.UUID | None = None,
+    digitized: bool = True,
 ) -> DossierReceived:
     at = at or datetime.now(UTC)
     ident = dossier_id or uuid.uuid4()
@@ -45,25 +48,42 @@ def received(
             "received_at": at,
             "appointment_at": CAL.appointment(at, days, has_cutoff=False),
             "processing_days": days,
-            "components": (DocumentComponent(code="a", digitized=True),),
+            "components": (DocumentComponent(code="a", digitized=digitized),),
         },
     )
 
 
 def lifecycle(rng: random.Random, unit: str, start: datetime) -> list[DossierEvent]:
-    """Received, started, resolved: three events of one dossier, in order."""
-    first = received(unit, start + timedelta(minutes=rng.randint(0, 600)))
+    """Received, started, then resolved or withdrawn: three events of one dossier, in order.
+
+    Resolution times straddle the appointment, so some are early, some on time, some late.
+    """
+    days = rng.choice([1, 3, 5])
+    first = received(
+        unit,
+        start + timedelta(minutes=rng.randint(0, 600)),
+        days=days,
+        channel=rng.choice(list(Channel)),
+        digitized=rng.random() < 0.7,
+    )
     f = first.dossier_id
     t1 = first.occurred_at + timedelta(hours=rng.randint(1, 8))
-    t2 = t1 + timedelta(hours=rng.randint(1, 120))
-    return [
-        first,
-        ProcessingStarted(**new_event_fields(t1, f, unit, unit, actor="officer")),
-        DossierResolved(
+    t2 = t1 + timedelta(hours=rng.randint(1, days * 24 * 2))
+    last: DossierEvent
+    if rng.random() < 0.1:
+        last = DossierWithdrawn(
+            **new_event_fields(t2, f, unit, unit, actor="counter"), payload={"reason": "rút"}
+        )
+    else:
+        last = DossierResolved(
             **new_event_fields(t2, f, unit, unit, actor="officer"),
-            payload={"approved": True, "result_electronic": rng.random() < 0.5},
-        ),
-    ]
+            payload={
+                "approved": rng.random() < 0.9,
+                "result_electronic": rng.random() < 0.6,
+                "reason": "không đủ điều kiện",
+            },
+        )
+    return [first, ProcessingStarted(**new_event_fields(t1, f, unit, unit, actor="officer")), last]
 
 
 async def produce(bootstrap: str, topic: str, events: list[DossierEvent]) -> None:

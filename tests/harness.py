@@ -13,10 +13,11 @@ from pathlib import Path
 
 import httpx
 import motcua_local
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.auth import mint
+from shared.kafka import partitions_of
 from shared.settings import DEV_TOKEN_KEY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,8 +124,7 @@ async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
     await admin.start()
     await consumer.start()
     try:
-        (described,) = await admin.describe_topics([topic])
-        partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        partitions = await partitions_of(bootstrap, topic)
         committed = await admin.list_consumer_group_offsets(group)
         ends = await consumer.end_offsets(partitions)
         return bool(ends) and all(

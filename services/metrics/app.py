@@ -75,9 +75,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         metrics = Metrics(store, reference, index_config)
         app.state.metrics = metrics
         collector.snapshot = await store.counters()
-        handler = StatusEventHandler(
-            store, broker, settings.topics, collector, settings.consumer_group
-        )
+        handler = StatusEventHandler(store, broker, settings.topics, settings.consumer_group)
         subscribe_batches(
             broker,
             settings.topics.status_events,
@@ -115,5 +113,12 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
 
     app.include_router(health_router({"database": db_ok, "kafka": kafka_ok}))
     app.include_router(api.router)
-    app.include_router(metrics_router(registry, REGISTRY))
+
+    async def fresh_totals() -> None:
+        # Read at every scrape: a replica whose partitions are idle still shows what the others
+        # counted, so all replicas expose the same totals.
+        metrics: Metrics = app.state.metrics
+        collector.snapshot = await metrics.store.counters()
+
+    app.include_router(metrics_router(registry, REGISTRY, before=fresh_totals))
     return app

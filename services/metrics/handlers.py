@@ -8,7 +8,6 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from services.metrics.exposition import AggregateCollector
 from services.metrics.store import MetricsStore, StatusEvent
 from shared.consumer import Record, retry_transient
 from shared.contract import Topics, decode_status_event
@@ -28,13 +27,11 @@ class StatusEventHandler:
         store: MetricsStore,
         broker: KafkaBroker | None,
         topics: Topics,
-        collector: AggregateCollector | None,
         consumer: str,
     ) -> None:
         self.store = store
         self.broker = broker
         self.topics = topics
-        self.collector = collector
         self.consumer = consumer
 
     async def __call__(self, records: Sequence[Record]) -> None:
@@ -61,5 +58,3 @@ class StatusEventHandler:
 
     async def _apply(self, events: list[StatusEvent]) -> None:
         EVENTS_APPLIED.inc(await self.store.apply(events))
-        if self.collector is not None:
-            self.collector.snapshot = await self.store.counters()

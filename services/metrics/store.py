@@ -130,7 +130,9 @@ class MetricsStore:
                 total.update(delta)
                 rows.append(_row(facts, self.province_of))
             await _upsert(conn, rows)
-            changed = sorted((k, v) for k, v in total.items() if v)
+            # Zero sums are written too: a gauge that went up and down inside one batch still
+            # gets its series, as it would have across two batches.
+            changed = sorted(total.items())
             if changed:
                 await conn.executemany(
                     "INSERT INTO counters (name, unit, label, value) VALUES ($1, $2, $3, $4) "

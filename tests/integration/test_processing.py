@@ -43,7 +43,7 @@ async def db_state(url: str) -> tuple[int, int, int]:
     try:
         row = await conn.fetchrow(
             "SELECT (SELECT count(*) FROM processing.dossiers) AS dossiers, "
-            "(SELECT count(*) FROM processing.dossiers WHERE status = 9) AS resolved, "
+            "(SELECT count(*) FROM processing.dossiers WHERE ended_at IS NOT NULL) AS resolved, "
             "(SELECT count(*) FROM processing.timeline) AS timeline"
         )
         assert row is not None

@@ -1,0 +1,98 @@
+"""`motcua metrics rebuild`: forget the aggregates and recount everything from the status log.
+
+Reads every partition from its first offset to the end it had when the rebuild started, through
+the same handler as the service, then commits those end offsets for the service's consumer group
+so the service resumes right after what was rebuilt. The service must be stopped meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
+
+from services.metrics.app import MIGRATIONS, SCHEMA
+from services.metrics.config import MetricsSettings
+from services.metrics.handlers import StatusEventHandler
+from services.metrics.store import MetricsStore
+from shared.consumer import Record
+from shared.db import prepare
+from shared.kafka import partitions_of
+from shared.progress import Progress
+from shared.reference import load_reference
+
+
+class RebuildRefused(Exception):
+    """The rebuild cannot run now; the message says why."""
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    events: int
+    partitions: int
+
+
+async def _group_is_active(bootstrap: str, group: str) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+        groups = response.to_object()["groups"]
+        return any(g["members"] for g in groups if g["group"] == group)
+    finally:
+        await admin.close()
+
+
+async def rebuild(settings: MetricsSettings, *, show_progress: bool = True) -> RebuildReport:
+    topic = settings.topics.status_events
+    if await _group_is_active(settings.kafka_bootstrap, settings.consumer_group):
+        raise RebuildRefused(
+            f"consumer group {settings.consumer_group} has running members: stop the metrics "
+            "service before rebuilding"
+        )
+    reference = load_reference(settings.reference_dir)
+    pool = await prepare(settings.database_url, SCHEMA, MIGRATIONS, 2)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+        max_poll_records=settings.max_batch,
+    )
+    await consumer.start()
+    try:
+        store = MetricsStore(pool, reference.province_of)
+        handler = StatusEventHandler(store, None, settings.topics, "metrics-rebuild")
+        partitions = await partitions_of(settings.kafka_bootstrap, topic)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        begins = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+        todo = sum(ends[tp] - begins[tp] for tp in partitions)
+        progress = Progress(todo, "status events") if show_progress else None
+        await store.reset()
+        done = 0
+        pending = {tp for tp in partitions if ends[tp] > begins[tp]}
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000)
+            records: list[Record] = []
+            for tp, rows in batches.items():
+                for r in rows:
+                    if r.offset < ends[tp]:
+                        records.append(
+                            Record(r.topic, r.partition, r.offset, r.key, r.value or b"")
+                        )
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+            await handler(records)
+            done += len(records)
+            if progress is not None:
+                progress.advance(len(records))
+        await consumer.commit({tp: OffsetAndMetadata(ends[tp], "") for tp in partitions})
+        if progress is not None:
+            progress.finish()
+        return RebuildReport(done, len(partitions))
+    finally:
+        await consumer.stop()
+        await pool.close()
