@@ -126,6 +126,36 @@ def _report(url: str, scope: str, period: str) -> int:
     return 0
 
 
+def _import(path: str, wait: bool) -> int:
+    from pathlib import Path
+
+    from services.importer import count_lines, drain_outbox, run_import
+    from services.intake.config import IntakeSettings
+    from shared.progress import Progress
+
+    source = Path(path)
+    if not source.is_file():
+        print(f"motcua import: {path}: no such file", file=sys.stderr)
+        return 2
+    settings = IntakeSettings()
+    progress = Progress(count_lines(source), "lines checked")
+    summary = asyncio.run(run_import(source, settings, progress.advance))
+    progress.finish()
+    print(
+        f"accepted {summary.accepted}, rejected {summary.rejected}, "
+        f"already imported {summary.already_imported}"
+    )
+    if summary.rejected:
+        print(f"rejected lines with their reasons: {summary.rejected_file}")
+        for reason, count in sorted(summary.reasons.items(), key=lambda kv: -kv[1])[:10]:
+            print(f"  {count:>6}  {reason}")
+    if wait and summary.accepted:
+        publishing = Progress(None, "events published")
+        asyncio.run(drain_outbox(settings, publishing))
+        publishing.finish()
+    return 0 if summary.accepted or not summary.rejected else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="motcua", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -152,7 +182,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument(
         "--period", default="", help="2023, 2023-Q3 or 2023-07 (default: latest year)"
     )
+    importing = sub.add_parser("import", help="import historical dossiers from a JSONL file")
+    importing.add_argument("file")
+    importing.add_argument(
+        "--no-wait", action="store_true", help="do not wait for the events to be published to Kafka"
+    )
     args = parser.parse_args(argv)
+    if args.command == "import":
+        return _import(args.file, not args.no_wait)
     if args.command == "metrics":
         return _rebuild_metrics()
     if args.command == "report":

@@ -170,7 +170,7 @@ async def _issue(
             request_hash=request_hash,
             day=day,
             make_code=lambda seq: domain.dossier_code(unit.code, day, seq),
-            make_event=message,
+            make_messages=lambda code: [message(code)],
         )
     except LostRace:
         assert idempotency_key is not None

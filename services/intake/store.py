@@ -92,7 +92,7 @@ class IntakeStore:
         request_hash: str | None,
         day: date,
         make_code: Callable[[int], str],
-        make_event: Callable[[str], OutboxMessage],
+        make_messages: Callable[[str], list[OutboxMessage]],
     ) -> StoredDossier:
         """Issue the day's next code, store the dossier and its event in one transaction.
 
@@ -135,8 +135,7 @@ class IntakeStore:
             if record is None:
                 # Rolls back the sequence increment too: codes stay gap-free for the winner.
                 raise LostRace
-            message = make_event(code)
-            await enqueue(conn, [message])
+            await enqueue(conn, make_messages(code))
             return _row(record)
 
     async def record_action(

@@ -1,0 +1,86 @@
+"""Historical import lines are judged whole, by the same rules as the running services."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from services.importer import Planned, plan
+from shared.calendar import WorkingCalendar
+from shared.reference import REFERENCE_DIR, load_reference
+
+REF = load_reference(REFERENCE_DIR)
+CAL = WorkingCalendar.vietnam(range(2022, 2025))
+KEY = b"k"
+
+
+def line(**overrides: Any) -> str:
+    body: dict[str, Any] = {
+        "unit": "T002.H01",
+        "received_at": "2023-07-03T09:15:00+07:00",
+        "procedure_code": "2.000720",
+        "channel": "online",
+        "applicant": {"kind": "citizen", "id_number": "002085001234", "name": "Lò Văn Páo"},
+        "components": [
+            {"code": "giay_de_nghi", "digitized": True},
+            {"code": "ban_sao_giay_to_phap_ly", "digitized": True, "reused": True},
+        ],
+        "timeline": [
+            {"type": "processing_started", "at": "2023-07-03T10:00:00+07:00"},
+            {
+                "type": "resolved",
+                "at": "2023-07-05T16:00:00+07:00",
+                "approved": True,
+                "result_electronic": True,
+            },
+            {"type": "returned", "at": "2023-07-06T09:00:00+07:00"},
+            {"type": "rated", "at": "2023-07-06T09:05:00+07:00", "satisfied": True},
+        ],
+    }
+    body.update(overrides)
+    return json.dumps(body, ensure_ascii=False)
+
+
+def test_a_complete_history_is_planned_with_its_original_times() -> None:
+    planned = plan(1, line(), REF, CAL, KEY)
+    assert isinstance(planned, Planned)
+    assert planned.received.occurred_at.isoformat() == "2023-07-03T09:15:00+07:00"
+    # 3 working days from Monday 09:15: Thursday 09:15.
+    assert planned.appointment_at.isoformat() == "2023-07-06T09:15:00+07:00"
+    assert [e.type for e in planned.events] == [
+        "ProcessingStarted",
+        "DossierResolved",
+        "ResultReturned",
+        "DossierRated",
+    ]
+    assert "002085001234" not in planned.received.model_dump_json()
+
+
+def test_the_same_line_always_plans_the_same_dossier() -> None:
+    first, second = plan(1, line(), REF, CAL, KEY), plan(9, line(), REF, CAL, KEY)
+    assert isinstance(first, Planned) and isinstance(second, Planned)
+    assert first.dossier_id == second.dossier_id
+
+
+def test_an_impossible_timeline_rejects_the_whole_line() -> None:
+    bad = line(timeline=[{"type": "returned", "at": "2023-07-04T09:00:00+07:00"}])
+    assert plan(1, bad, REF, CAL, KEY) == [
+        "timeline.1: returned: cannot return the result of a dossier that is received "
+        "(allowed: resolved)"
+    ]
+
+
+def test_steps_out_of_order_and_reception_rules() -> None:
+    backwards = line(
+        timeline=[
+            {"type": "processing_started", "at": "2023-07-04T10:00:00+07:00"},
+            {"type": "resolved", "at": "2023-07-04T09:00:00+07:00", "approved": True},
+        ]
+    )
+    reasons = plan(1, backwards, REF, CAL, KEY)
+    assert isinstance(reasons, list) and "before the step it follows" in reasons[0]
+    wrong_id = line(applicant={"kind": "citizen", "id_number": "003085001234", "name": "X"})
+    assert plan(1, wrong_id, REF, CAL, KEY) == [
+        "applicant.id_number: province code 003 is not one of the 63 province codes"
+    ]
+    assert plan(1, "{not json", REF, CAL, KEY) != []
