@@ -132,3 +132,9 @@ async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
         return sorted(TopicPartition(topic, p["partition"]) for p in described["partitions"])
     finally:
         await admin.close()
+
+
+async def stop_consuming(broker: KafkaBroker) -> None:
+    """Stop the subscribers but keep the producer, so the outbox relay can finish its batch."""
+    for subscriber in broker.subscribers:
+        await subscriber.stop()

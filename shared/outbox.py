@@ -75,20 +75,28 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._publish_timeout = publish_timeout
         self._wakeup = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
 
     async def stop(self) -> None:
-        if self._task is not None:
+        """Let the batch in flight finish (so a clean shutdown publishes nothing twice)."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), self._publish_timeout + 2)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
         backoff = 0.5
-        while True:
+        while not self._stopping:
             try:
                 await self._lead()
             except asyncio.CancelledError:
@@ -109,15 +117,17 @@ class OutboxRelay:
         conn = await asyncpg.connect(self._dsn, server_settings={"search_path": self._schema})
         try:
             # Followers poll for leadership: a lock cannot be awaited with a timeout here.
-            while not await conn.fetchval(  # noqa: ASYNC110
+            while not await conn.fetchval(
                 "SELECT pg_try_advisory_lock($1)", _leader_key(self._schema)
             ):
+                if self._stopping:
+                    return
                 await asyncio.sleep(self._poll_interval)
             await conn.add_listener("motcua_outbox", self._on_notify)
             log.info("outbox relay leading", schema=self._schema)
-            while True:
+            while not self._stopping:
                 published = await self._publish_batch(conn)
-                if published < self._batch_size:
+                if published < self._batch_size and not self._stopping:
                     self._wakeup.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)

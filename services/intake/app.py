@@ -21,7 +21,7 @@ from shared.calendar import WorkingCalendar
 from shared.consumer import subscribe_batches
 from shared.db import prepare
 from shared.http import BodyLimits, health_router, install_problem_handlers, metrics_router
-from shared.kafka import ensure_topics, make_broker, start_when_available
+from shared.kafka import ensure_topics, make_broker, start_when_available, stop_consuming
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 from shared.reference import load_reference
@@ -90,6 +90,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await connecting
+            await stop_consuming(broker)
             await relay.stop()
             await broker.stop()
             await pool.close()

@@ -19,7 +19,7 @@ from shared.calendar import WorkingCalendar
 from shared.consumer import subscribe_batches
 from shared.db import prepare
 from shared.http import BodyLimits, health_router, install_problem_handlers, metrics_router
-from shared.kafka import ensure_topics, make_broker
+from shared.kafka import ensure_topics, make_broker, stop_consuming
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 
@@ -61,8 +61,10 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
             yield
         finally:
             await watch.stop()
-            await broker.stop()
+            # Stop taking events, let the relay finish its batch, then close the producer.
+            await stop_consuming(broker)
             await relay.stop()
+            await broker.stop()
             await pool.close()
 
     app = FastAPI(

@@ -1,0 +1,71 @@
+"""What every benchmark needs: a throwaway platform, service processes, timing, the machine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import resource
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import motcua_local
+
+
+@dataclass(frozen=True)
+class Bench:
+    kafka: motcua_local.Kafka
+    postgres: motcua_local.Postgres
+    workdir: Path
+
+    def database(self) -> str:
+        return self.postgres.create_database(f"b_{uuid.uuid4().hex[:10]}")
+
+    def env(self, database_url: str, prefix: str, **extra: str) -> dict[str, str]:
+        return {
+            "MOTCUA_ENVIRONMENT": "test",
+            "MOTCUA_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            "MOTCUA_KAFKA_TOPIC_PREFIX": prefix,
+            "MOTCUA_DATABASE_URL": database_url,
+            "MOTCUA_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+
+
+@asynccontextmanager
+async def bench_platform() -> AsyncIterator[Bench]:
+    base = Path(tempfile.mkdtemp(prefix="motcua-bench-"))
+    try:
+        with motcua_local.throwaway(base) as (kafka, postgres):
+            yield Bench(kafka, postgres, base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> float:
+    """Seconds until `check` holds (polled every 0.1 s)."""
+    started = time.perf_counter()
+    while not await check():
+        if time.perf_counter() - started > within:
+            raise TimeoutError(f"{what} not reached within {within}s")
+        await asyncio.sleep(0.1)
+    return time.perf_counter() - started
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{platform.processor() or platform.machine()}, {cpus} cores, {mem:.0f} GiB, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def children_peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
