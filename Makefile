@@ -15,7 +15,7 @@ demo-stop:
 lint: bootstrap
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
-	$(VENV)/mypy services shared tests deploy/local
+	$(VENV)/mypy services shared tests deploy/local bench
 
 test: lint
 	$(VENV)/pytest

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -70,8 +69,10 @@ async def run(
         service.stop()
 
     await _migrate(bench, naive_db)
-    naive = subprocess.Popen(
-        [sys.executable, "-m", "bench.naive_processing"],
+    naive = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.naive_processing",
         env={**os.environ, **bench.env(naive_db, "naive.")},
         cwd=REPO,
     )
@@ -83,7 +84,7 @@ async def run(
         naive_seconds = await wait_until(naive_done, 600, "naive processing")
     finally:
         naive.terminate()
-        naive.wait()
+        await naive.wait()
     return ProcessingResult(
         len(events), len(events) / seconds, len(naive_events), len(naive_events) / naive_seconds
     )
