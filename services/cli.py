@@ -7,7 +7,7 @@ import asyncio
 import json
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import uvicorn
 
@@ -156,6 +156,45 @@ def _import(path: str, wait: bool) -> int:
     return 0 if summary.accepted or not summary.rejected else 1
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from services.simulate import Simulation, now, write_history
+    from shared.progress import Progress
+
+    if args.write_import:
+        lines = write_history(
+            Path(args.write_import),
+            days=args.days,
+            per_day=args.per_day,
+            seed=args.seed,
+            until=now(),
+        )
+        print(f"wrote {lines} dossiers over {args.days} days to {args.write_import}")
+        return 0
+    settings = ServiceSettings()
+    simulation = Simulation(
+        args.intake,
+        args.processing,
+        key=settings.token_key_list[0],
+        seed=args.seed,
+        units=args.units,
+        pace=args.pace,
+    )
+    progress = Progress(int(args.rate * args.duration), "dossiers submitted")
+
+    async def go() -> None:
+        try:
+            outcome = await simulation.run(args.rate, args.duration, progress)
+        finally:
+            await simulation.close()
+        progress.finish()
+        print("simulation: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.counts.items())))
+
+    asyncio.run(go())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="motcua", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,18 +226,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     importing.add_argument(
         "--no-wait", action="store_true", help="do not wait for the events to be published to Kafka"
     )
+    sim = sub.add_parser("simulate", help="counters and officers at work over the HTTP APIs")
+    sim.add_argument("--intake", default="http://127.0.0.1:8000")
+    sim.add_argument("--processing", default="http://127.0.0.1:8001")
+    sim.add_argument("--rate", type=float, default=10.0, help="dossiers per second")
+    sim.add_argument("--duration", type=float, default=30.0, help="seconds of submissions")
+    sim.add_argument("--units", type=int, default=60, help="how many units take part")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument(
+        "--pace",
+        type=float,
+        default=1.0,
+        help="seconds between an officer's steps on one dossier (compressed time)",
+    )
+    sim.add_argument(
+        "--write-import",
+        metavar="FILE",
+        help="write the traffic as a historical import file instead",
+    )
+    sim.add_argument("--days", type=int, default=30, help="with --write-import: days of history")
+    sim.add_argument(
+        "--per-day", type=int, default=2000, help="with --write-import: dossiers per working day"
+    )
     args = parser.parse_args(argv)
-    if args.command == "import":
-        return _import(args.file, not args.no_wait)
-    if args.command == "metrics":
-        return _rebuild_metrics()
-    if args.command == "report":
-        return _report(args.url, args.scope, args.period)
-    if args.command == "serve":
-        return _serve(args.service, args.port)
-    if args.command == "token":
-        return _token(args.unit, args.role, args.subject)
-    return asyncio.run(_submit_samples(args.url, args.count, args.seed))
+    commands: dict[str, Callable[[], int]] = {
+        "simulate": lambda: _simulate(args),
+        "import": lambda: _import(args.file, not args.no_wait),
+        "metrics": _rebuild_metrics,
+        "report": lambda: _report(args.url, args.scope, args.period),
+        "serve": lambda: _serve(args.service, args.port),
+        "token": lambda: _token(args.unit, args.role, args.subject),
+        "submit-samples": lambda: asyncio.run(_submit_samples(args.url, args.count, args.seed)),
+    }
+    return commands[args.command]()
 
 
 if __name__ == "__main__":

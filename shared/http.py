@@ -12,6 +12,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import Caller, InvalidToken, Role, verify
+from shared.logging import get_logger
+
+_log = get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -89,7 +92,18 @@ def install_problem_handlers(app: FastAPI) -> None:
             exc.status_code, title, str(exc.detail), kind=title.lower().replace(" ", "-")
         )
 
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # The details go to the log (masked), never to the client.
+        _log.error("unhandled error", error=repr(exc), exc_info=exc)
+        return problem_response(
+            500,
+            "Internal error",
+            "The server could not complete the request",
+            kind="internal-error",
+        )
+
     app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: start the local platform and the three services, submit sample dossiers over HTTP,
-# show them counted at /metrics, print where to look. Ctrl-C (or `make demo-stop`) stops it all.
+# `make demo`: start the local platform and the three services, simulate counters and officers
+# over HTTP, show the counts at /metrics and the province league table, print where to look.
+# Ctrl-C (or `make demo-stop`) stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=.venv/bin/python
@@ -43,14 +44,18 @@ for service in intake processing metrics; do
     || { echo "demo: $service did not become ready; see $LOGS/$service.log"; exit 1; }
 done
 
-echo "demo: submitting sample dossiers to intake"
-.venv/bin/motcua submit-samples --url "http://127.0.0.1:$MOTCUA_INTAKE_PORT" --count 10 \
+echo "demo: counters and officers at work for ${DEMO_SECONDS:-20}s (motcua simulate)"
+.venv/bin/motcua simulate --intake "http://127.0.0.1:$MOTCUA_INTAKE_PORT" \
+  --processing "http://127.0.0.1:$MOTCUA_PROCESSING_PORT" \
+  --rate "${DEMO_RATE:-10}" --duration "${DEMO_SECONDS:-20}" --units 120 --pace 0.5 \
   --seed "$(date +%s)"
-sleep 3
+sleep 2
 echo
-echo "demo: what metrics counts now (motcua_dossiers_received_total):"
+echo "demo: counted at /metrics (motcua_dossiers_received_total, first lines):"
 curl -fs "http://127.0.0.1:$MOTCUA_METRICS_PORT/metrics" | grep '^motcua_dossiers_received_total' \
-  || { echo "demo: nothing counted yet; see $LOGS/"; exit 1; }
+  | head -n 5 || { echo "demo: nothing counted; see $LOGS/"; exit 1; }
+echo
+.venv/bin/motcua report --url "http://127.0.0.1:$MOTCUA_METRICS_PORT" --scope province | head -n 15
 cat <<MSG
 
 Where to look:
