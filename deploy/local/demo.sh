@@ -52,10 +52,14 @@ echo "demo: counters and officers at work for ${DEMO_SECONDS:-20}s (motcua simul
 sleep 2
 echo
 echo "demo: counted at /metrics (motcua_dossiers_received_total, first lines):"
-curl -fs "http://127.0.0.1:$MOTCUA_METRICS_PORT/metrics" | grep '^motcua_dossiers_received_total' \
-  | head -n 5 || { echo "demo: nothing counted; see $LOGS/"; exit 1; }
+counted=$(curl -fs "http://127.0.0.1:$MOTCUA_METRICS_PORT/metrics" \
+  | grep '^motcua_dossiers_received_total' || true)
+[ -n "$counted" ] || { echo "demo: nothing counted; see $LOGS/"; exit 1; }
+printf '%s\n' "$counted" | sed -n 1,5p
 echo
-.venv/bin/motcua report --url "http://127.0.0.1:$MOTCUA_METRICS_PORT" --scope province | head -n 15
+table=$(.venv/bin/motcua report --url "http://127.0.0.1:$MOTCUA_METRICS_PORT" --scope province)
+printf '%s\n' "$table" | sed -n 1,16p
+echo "  ... ($(printf '%s\n' "$table" | wc -l) lines: motcua report --url http://127.0.0.1:$MOTCUA_METRICS_PORT)"
 cat <<MSG
 
 Where to look:
