@@ -1,5 +1,5 @@
 # The two commands the README starts with: `make demo` and `make test`. Both install what they need.
-.PHONY: bootstrap demo demo-stop test lint unit platform-up platform-down
+.PHONY: bootstrap demo demo-stop test lint unit platform-up platform-down bench
 
 VENV := .venv/bin
 
@@ -28,3 +28,6 @@ platform-up: bootstrap
 
 platform-down:
 	@python3 deploy/local/motcua_local.py down
+
+bench: bootstrap
+	PYTHONPATH=deploy/local:. $(VENV)/python -m bench.run $(BENCH_ARGS)

@@ -127,59 +127,71 @@ def _bucket_labels(days: float) -> list[str]:
     return [f"{le:g}" for le in RESOLUTION_BUCKETS if days <= le] + ["+Inf"]
 
 
-def deltas(old: DossierFacts | None, new: DossierFacts) -> Counter[CounterKey]:  # noqa: PLR0912
+def deltas(old: DossierFacts | None, new: DossierFacts) -> Counter[CounterKey]:
     """What changes in the counters when a dossier goes from `old` to `new` facts."""
-    out: Counter[CounterKey] = Counter()
+    out: dict[CounterKey, int] = {}
+    accumulate(old, new, out)
+    return Counter({k: v for k, v in out.items() if v})
+
+
+def accumulate(old: DossierFacts | None, new: DossierFacts, out: dict[CounterKey, int]) -> None:  # noqa: PLR0912
+    """Add the transition's deltas into `out` (a plain dict: this runs once per event)."""
     r, c = new.receiving_unit, new.competent_unit
     if old is None:
         if not new.counts_as_received:
-            out[CounterKey(REFUSED_AT_RECEPTION, r, "")] += 1
-            return out
-        out[CounterKey(RECEIVED, r, new.channel.value)] += 1
+            _add(out, CounterKey(REFUSED_AT_RECEPTION, r, ""), 1)
+            return
+        _add(out, CounterKey(RECEIVED, r, new.channel.value), 1)
         if new.components_total and new.components_digitized == new.components_total:
-            out[CounterKey(RECEIVED_DIGITIZED, r, "")] += 1
+            _add(out, CounterKey(RECEIVED_DIGITIZED, r, ""), 1)
         if new.components_reused:
-            out[CounterKey(RECEIVED_REUSED, r, "")] += 1
-        out[CounterKey(OPEN, c, "within")] += 1
+            _add(out, CounterKey(RECEIVED_REUSED, r, ""), 1)
+        _add(out, CounterKey(OPEN, c, "within"), 1)
         was_open, was_overdue = True, False
         old_approved, old_electronic, old_digitized, old_satisfied = None, False, False, None
     else:
         if not old.counts_as_received:
-            return out
+            return
         was_open, was_overdue = old.is_open, old.overdue
         old_approved, old_electronic = old.approved, old.result_electronic
         old_digitized, old_satisfied = old.digitized, old.satisfied
     if was_open and new.is_open and new.overdue and not was_overdue:
-        out[CounterKey(OPEN, c, "within")] -= 1
-        out[CounterKey(OPEN, c, "overdue")] += 1
+        _add(out, CounterKey(OPEN, c, "within"), -1)
+        _add(out, CounterKey(OPEN, c, "overdue"), 1)
     if was_open and not new.is_open:
-        out[CounterKey(OPEN, c, "overdue" if was_overdue else "within")] -= 1
+        _add(out, CounterKey(OPEN, c, "overdue" if was_overdue else "within"), -1)
         if new.timeliness is not None:
-            out[CounterKey(COMPLETED, c, new.timeliness.value)] += 1
+            _add(out, CounterKey(COMPLETED, c, new.timeliness.value), 1)
         days = new.elapsed_working_days or 0.0
         for label in _bucket_labels(days):
-            out[CounterKey(RESOLUTION_BUCKET, c, label)] += 1
-        out[CounterKey(RESOLUTION_SUM, c, "")] += round(days * 1000)
+            _add(out, CounterKey(RESOLUTION_BUCKET, c, label), 1)
+        _add(out, CounterKey(RESOLUTION_SUM, c, ""), round(days * 1000))
     if old_approved is None and new.approved is not None:
-        out[CounterKey(RESOLVED, c, "approved" if new.approved else "refused")] += 1
+        _add(out, CounterKey(RESOLVED, c, "approved" if new.approved else "refused"), 1)
     if new.result_electronic and not old_electronic:
-        out[CounterKey(ELECTRONIC_RESULT, c, "")] += 1
+        _add(out, CounterKey(ELECTRONIC_RESULT, c, ""), 1)
     if new.digitized and not old_digitized:
-        out[CounterKey(DIGITIZED, c, "")] += 1
+        _add(out, CounterKey(DIGITIZED, c, ""), 1)
     if old_satisfied is None and new.satisfied is not None:
-        out[CounterKey(RATED, c, "satisfied" if new.satisfied else "unsatisfied")] += 1
-    return Counter({k: v for k, v in out.items() if v})
+        _add(out, CounterKey(RATED, c, "satisfied" if new.satisfied else "unsatisfied"), 1)
+
+
+def _add(out: dict[CounterKey, int], key: CounterKey, n: int) -> None:
+    out[key] = out.get(key, 0) + n
 
 
 def fold(
-    old: DossierFacts | None, events: list[DossierStatusChanged | DossierOverdue]
-) -> tuple[DossierFacts, Counter[CounterKey]]:
-    """Apply one dossier's events in order; the facts after them and the summed deltas."""
-    total: Counter[CounterKey] = Counter()
+    old: DossierFacts | None,
+    events: list[DossierStatusChanged | DossierOverdue],
+    into: dict[CounterKey, int] | None = None,
+) -> tuple[DossierFacts, dict[CounterKey, int]]:
+    """Apply one dossier's events in order; the facts after them and the summed deltas
+    (added into `into` when given, so a batch keeps one running total)."""
+    total: dict[CounterKey, int] = {} if into is None else into
     facts = old
     for event in events:
         new = facts_after(facts, event)
-        total.update(deltas(facts, new))
+        accumulate(facts, new, total)
         facts = new
     assert facts is not None
     return facts, total

@@ -7,10 +7,12 @@ so the service resumes right after what was rebuilt. The service must be stopped
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import OffsetAndMetadata
 
 from services.metrics.app import MIGRATIONS, SCHEMA
@@ -38,7 +40,15 @@ async def _group_is_active(bootstrap: str, group: str) -> bool:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        (response,) = await admin.describe_consumer_groups([group])
+        for attempt in range(60):
+            try:
+                (response,) = await admin.describe_consumer_groups([group])
+                break
+            except GroupCoordinatorNotAvailableError:
+                # A new cluster creates its offsets topic on the first such request.
+                if attempt == 59:
+                    raise
+                await asyncio.sleep(0.5)
         groups = response.to_object()["groups"]
         return any(g["members"] for g in groups if g["group"] == group)
     finally:
@@ -59,6 +69,9 @@ async def rebuild(settings: MetricsSettings, *, show_progress: bool = True) -> R
         group_id=settings.consumer_group,
         enable_auto_commit=False,
         max_poll_records=settings.max_batch,
+        # Large fetches: a replay reads sequentially, and bigger batches mean fewer transactions.
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
     )
     await consumer.start()
     try:
@@ -75,7 +88,9 @@ async def rebuild(settings: MetricsSettings, *, show_progress: bool = True) -> R
         done = 0
         pending = {tp for tp in partitions if ends[tp] > begins[tp]}
         while pending:
-            batches = await consumer.getmany(*pending, timeout_ms=1000)
+            batches = await consumer.getmany(
+                *pending, timeout_ms=1000, max_records=settings.max_batch
+            )
             records: list[Record] = []
             for tp, rows in batches.items():
                 for r in rows:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -79,13 +78,40 @@ def _row(f: DossierFacts, province_of: Callable[[str], str | None]) -> tuple[Any
     )
 
 
+_TYPES = (
+    "uuid",
+    "text",
+    "text",
+    "text",
+    "smallint",
+    "timestamptz",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "float8",
+    "int",
+    "int",
+    "int",
+    "bool",
+    "bool",
+    "bool",
+    "bool",
+    "bool",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "text",
+)
+
+
 async def _upsert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    placeholders = ", ".join(f"${i}" for i in range(1, len(_FIELDS) + 3))
+    """One statement for the whole batch: arrays unnested server-side (far fewer round trips)."""
+    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_TYPES, start=1))
     updates = ", ".join(f"{f} = EXCLUDED.{f}" for f in _FIELDS[1:])
-    await conn.executemany(
+    await conn.execute(
         f"INSERT INTO dossiers ({_COLUMNS}, receiving_province, competent_province) "
-        f"VALUES ({placeholders}) ON CONFLICT (id) DO UPDATE SET {updates}",
-        rows,
+        f"SELECT * FROM unnest({arrays}) ON CONFLICT (id) DO UPDATE SET {updates}",
+        *(list(column) for column in zip(*rows, strict=True)),
     )
 
 
@@ -123,22 +149,25 @@ class MetricsStore:
                     list(by_dossier),
                 )
             }
-            total: Counter[CounterKey] = Counter()
+            total: dict[CounterKey, int] = {}
             rows = []
             for dossier_id, dossier_events in by_dossier.items():
-                facts, delta = fold(known.get(dossier_id), dossier_events)
-                total.update(delta)
+                facts, _ = fold(known.get(dossier_id), dossier_events, into=total)
                 rows.append(_row(facts, self.province_of))
             await _upsert(conn, rows)
             # Zero sums are written too: a gauge that went up and down inside one batch still
             # gets its series, as it would have across two batches.
             changed = sorted(total.items())
             if changed:
-                await conn.executemany(
-                    "INSERT INTO counters (name, unit, label, value) VALUES ($1, $2, $3, $4) "
+                await conn.execute(
+                    "INSERT INTO counters (name, unit, label, value) "
+                    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
                     "ON CONFLICT (name, unit, label) DO UPDATE "
                     "SET value = counters.value + EXCLUDED.value",
-                    [(k.name, k.unit, k.label, v) for k, v in changed],
+                    [k.name for k, _ in changed],
+                    [k.unit for k, _ in changed],
+                    [k.label for k, _ in changed],
+                    [v for _, v in changed],
                 )
             return sum(len(v) for v in by_dossier.values())
 

@@ -54,6 +54,10 @@ def k(name: str, unit: str, label: str = "") -> CounterKey:
     return CounterKey(name, unit, label)
 
 
+def nonzero(total: dict[CounterKey, int]) -> Counter[CounterKey]:
+    return Counter({key: v for key, v in total.items() if v})
+
+
 def test_a_whole_life_counts_each_fact_once() -> None:
     ended: dict[str, Any] = {
         "ended_at": T0 + timedelta(days=1),
@@ -71,7 +75,7 @@ def test_a_whole_life_counts_each_fact_once() -> None:
         event(S.RESULT_RETURNED, S.RESULT_RETURNED, 31, satisfied=False, **ended),
     ]
     facts, total = fold(None, life)
-    assert total == Counter(
+    assert nonzero(total) == Counter(
         {
             k(d.RECEIVED, "T001.H01.X01", "online"): 1,
             k(d.RECEIVED_DIGITIZED, "T001.H01.X01"): 1,
@@ -88,7 +92,9 @@ def test_a_whole_life_counts_each_fact_once() -> None:
             },
         }
     )  # the open gauge went +1 then -1: nothing left
-    assert fold(facts, life[-1:])[1] == Counter()  # the last snapshot again changes nothing
+    assert (
+        nonzero(fold(facts, life[-1:])[1]) == Counter()
+    )  # the last snapshot again changes nothing
 
 
 def test_open_gauge_moves_from_within_to_overdue_and_out() -> None:
@@ -119,4 +125,4 @@ def test_open_gauge_moves_from_within_to_overdue_and_out() -> None:
 
 def test_refused_at_reception_is_not_a_reception() -> None:
     _, total = fold(None, [event(S.REFUSED_AT_RECEPTION, None, ended_at=T0)])
-    assert total == Counter({k(d.REFUSED_AT_RECEPTION, "T001.H01.X01"): 1})
+    assert nonzero(total) == Counter({k(d.REFUSED_AT_RECEPTION, "T001.H01.X01"): 1})

@@ -1,0 +1,165 @@
+"""Replay a topic of status events through one metrics process (`motcua metrics rebuild`), against
+the floor: a plain aiokafka loop that only consumes and decodes the same messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.common import Bench
+from shared.contract import Topics
+from shared.ids import uuid7
+from tests.harness import REPO
+
+STEPS = (
+    (2, None, None),
+    (4, 2, None),
+    (9, 4, "early"),
+    (10, 9, "early"),
+)
+
+
+def status_events(dossiers: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) of 4 status events per dossier, built as JSON text (fast enough for 1M)."""
+    out = []
+    base = datetime(2026, 3, 2, 2, tzinfo=UTC)
+    for n in range(dossiers):
+        dossier = str(uuid.UUID(int=n + 1))
+        unit = f"T0{10 + n % 90:02d}.H0{1 + n % 2}"
+        received = base + timedelta(minutes=n % 50_000)
+        for i, (status, previous, timeliness) in enumerate(STEPS):
+            ended = (received + timedelta(days=1)).isoformat() if status >= 9 else None
+            payload = {
+                "dossier_code": f"{unit}-260302-{n % 10000:04d}",
+                "procedure_code": "2.000720",
+                "channel": ("online", "in_person", "postal")[n % 3],
+                "status": status,
+                "previous_status": previous,
+                "received_at": received.isoformat(),
+                "appointment_at": (received + timedelta(days=3)).isoformat(),
+                "ended_at": ended,
+                "timeliness": timeliness,
+                "elapsed_working_days": 1.0 if ended else None,
+                "components_total": 2,
+                "components_digitized": 2 if n % 4 else 1,
+                "components_reused": n % 2,
+                "result_electronic": bool(status >= 9 and n % 3),
+                "approved": True if status >= 9 else None,
+                "digitized": bool(status >= 9 and n % 3 and n % 4),
+                "satisfied": (n % 5 != 0) if status == 10 else None,
+            }
+            event = {
+                "event_id": str(uuid7()),
+                "schema_version": 1,
+                "type": "DossierStatusChanged",
+                "occurred_at": (received + timedelta(hours=i * 8)).isoformat(),
+                "dossier_id": dossier,
+                "receiving_unit": unit,
+                "competent_unit": unit,
+                "payload": payload,
+            }
+            out.append((dossier.encode(), json.dumps(event).encode()))
+    return out
+
+
+async def fill(bench: Bench, topic: str, events: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bench.kafka.bootstrap,
+        linger_ms=20,
+        max_batch_size=256 * 1024,
+        compression_type=None,
+    )
+    await producer.start()
+    try:
+        pending = [await producer.send(topic, value, key=key) for key, value in events]
+        for future in pending:
+            await future
+    finally:
+        await producer.stop()
+
+
+async def floor(bench: Bench, topic: str, expected: int) -> float:
+    """Events/s of consume + decode, nothing else."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bench.kafka.bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        max_poll_records=5000,
+    )
+    await consumer.start()
+    try:
+        started, seen = time.perf_counter(), 0
+        while seen < expected:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for r in records:
+                    json.loads(r.value)
+                seen += len(records)
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    events: int
+    replay_eps: float
+    floor_eps: float
+    peak_rss_mib: float
+
+    @property
+    def share_of_floor(self) -> float:
+        return self.replay_eps / self.floor_eps
+
+
+async def replay(bench: Bench, database: str, prefix: str) -> tuple[float, float]:
+    """Seconds of `motcua metrics rebuild` and its peak resident memory (MiB)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli",
+        "metrics",
+        "rebuild",
+        env={**os.environ, **bench.env(database, prefix)},
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    started, peak = time.perf_counter(), 0.0
+    status = Path(f"/proc/{proc.pid}/status")
+    while proc.returncode is None:
+        with contextlib.suppress(FileNotFoundError):
+            for line in status.read_text().splitlines():  # noqa: ASYNC240 - /proc, no disk I/O
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 0.2)
+    seconds = time.perf_counter() - started
+    out = (await proc.stdout.read()).decode() if proc.stdout else ""
+    err = (await proc.stderr.read()).decode() if proc.stderr else ""
+    if proc.returncode != 0 or "rebuilt from" not in out:
+        raise RuntimeError(f"rebuild failed: {out}{err[-3000:]}")
+    return seconds, peak
+
+
+async def run(bench: Bench, dossiers: int = 250_000) -> ReplayResult:
+    prefix = f"replay{dossiers}."
+    topic = Topics(prefix).status_events
+    events = status_events(dossiers)
+    from shared.kafka import ensure_topics
+
+    await ensure_topics(bench.kafka.bootstrap, Topics(prefix))
+    await fill(bench, topic, events)
+    floor_eps = await floor(bench, topic, len(events))
+    seconds, peak = await replay(bench, bench.database(), prefix)
+    return ReplayResult(len(events), len(events) / seconds, floor_eps, peak)

@@ -1,0 +1,88 @@
+"""`make bench`: run every benchmark with its baseline in the same run, write docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import intake_bench, metrics_replay, processing_bench
+from bench.common import bench_platform, machine
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+async def main(quick: bool) -> None:
+    started = time.perf_counter()
+    async with bench_platform() as bench:
+        print("bench: intake over HTTP ...", flush=True)
+        intake = await intake_bench.run(bench, seconds=10 if quick else 20)
+        print(intake, flush=True)
+        print("bench: processing ...", flush=True)
+        processing = await processing_bench.run(
+            bench, dossiers=5_000 if quick else 20_000, naive_dossiers=1_000 if quick else 2_000
+        )
+        print(processing, flush=True)
+        print("bench: metrics replay ...", flush=True)
+        replay = await metrics_replay.run(bench, dossiers=25_000 if quick else 250_000)
+        print(replay, flush=True)
+    command = "make bench" + (" BENCH_ARGS=--quick" if quick else "")
+    DOC.write_text(f"""# Benchmarks
+
+Written by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, in {time.perf_counter() - started:.0f} s.
+Machine: {machine()}; Kafka, PostgreSQL and the load generator run on the same machine. These
+machines are shared and noisy: read the ratios against the baseline of the same run, not the
+absolute figures.
+
+## Intake: durable submissions over HTTP (64 concurrent clients, one intake process)
+
+| figure | value |
+|---|---|
+| submissions (2xx, each durable in PostgreSQL with its outbox row) | {intake.submissions} |
+| submissions/s | {intake.per_second:,.0f} |
+| latency p50 / p99 | {intake.p50_ms:.1f} ms / {intake.p99_ms:.1f} ms |
+| errors | {intake.errors} |
+| floor: asyncpg COPY of the same rows + aiokafka produce (acks=all) of the same events | {intake.floor_per_second:,.0f} rows/s |
+| intake ÷ floor | {intake.share_of_floor:.1%} |
+
+Target (issue): ≥ 1,000 submissions/s with p99 ≤ 100 ms.
+
+## Processing: sustained lifecycle events/s (one process)
+
+| figure | value |
+|---|---|
+| events (received, started, resolved/withdrawn) | {processing.events} |
+| batched consumer (the service) | {processing.batched_eps:,.0f} events/s |
+| naive per-message FastStream handler, one transaction and commit per event | {processing.naive_eps:,.0f} events/s ({processing.naive_events} events) |
+| batched ÷ naive | {processing.ratio:.1f}× |
+
+Target (issue): ≥ 5,000 events/s and ≥ 5× the naive handler. The batched figure includes the
+outbox relay publishing every status event; the naive one only writes them.
+
+## Metrics: replay of the status topic (`motcua metrics rebuild`, one process)
+
+| figure | value |
+|---|---|
+| status events replayed | {replay.events:,} |
+| replay | {replay.replay_eps:,.0f} events/s |
+| floor: plain aiokafka consume + JSON decode | {replay.floor_eps:,.0f} events/s |
+| replay ÷ floor | {replay.share_of_floor:.1%} |
+| peak resident memory of the replaying process | {replay.peak_rss_mib:.0f} MiB |
+
+Target (issue): ≥ 20,000 events/s and ≥ 25 % of the floor, memory flat in the number of dossiers
+(the process holds one batch; per-dossier facts live in PostgreSQL).
+
+## Not measured yet
+
+- End-to-end freshness at 200 dossiers/s (issue 6).
+- The same aggregation written with Quix Streams (issue 6).
+""")
+    print(f"bench: wrote {DOC}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smaller volumes (a few minutes)")
+    asyncio.run(main(parser.parse_args().quick))
