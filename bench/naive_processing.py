@@ -7,6 +7,7 @@ Run as `python -m bench.naive_processing` with the usual MOTCUA_* settings.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
@@ -34,7 +35,8 @@ async def main() -> None:
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.ACK,
     )
-    async def handle(body: bytes, message: KafkaMessage) -> None:
+    async def handle(body: Any, message: KafkaMessage) -> None:
+        # `body` is FastStream's decoded JSON; the raw bytes go through our own contract.
         event = decode_dossier_event(message.body)
         async with store.batch() as tx:
             await apply_events(tx, [event], calendar, settings.topics)
