@@ -67,6 +67,31 @@ def isolated(platform: Platform) -> Isolated:
     return make_isolated(platform)
 
 
+class Services:
+    """Service processes of one test, on its own database and topics; all stopped after it."""
+
+    def __init__(self, env: Isolated, log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.created: list[ServiceProcess] = []
+
+    def create(self, name: str, **extra: str) -> ServiceProcess:
+        proc = ServiceProcess(name, {**self.env.env(), **extra}, self.log_dir)
+        self.created.append(proc)
+        return proc
+
+    def start(self, name: str, **extra: str) -> ServiceProcess:
+        return self.create(name, **extra).start()
+
+
+@pytest.fixture
+def services(isolated: Isolated, tmp_path: Path) -> Iterator[Services]:
+    running = Services(isolated, tmp_path)
+    yield running
+    for proc in running.created:
+        proc.stop()
+
+
 @pytest.fixture(scope="module")
 def stack(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """intake, processing and metrics as processes, shared by one test module."""

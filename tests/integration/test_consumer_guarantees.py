@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -25,35 +23,19 @@ from shared.contract import (
     encode,
     new_event_fields,
 )
-from tests.conftest import Isolated
-from tests.harness import ServiceProcess, counter_token, eventually, scrape
+from tests.conftest import Isolated, Services
+from tests.harness import counter_token, eventually, scrape
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def procs(isolated: Isolated, tmp_path: Path) -> Iterator[list[ServiceProcess]]:
-    started: list[ServiceProcess] = []
-    yield started
-    for proc in started:
-        proc.stop()
-
-
-def start(
-    name: str, isolated: Isolated, tmp_path: Path, procs: list[ServiceProcess], **extra: str
-) -> ServiceProcess:
-    proc = ServiceProcess(name, {**isolated.env(), **extra}, tmp_path)
-    procs.append(proc)
-    return proc.start()
-
-
 async def test_killing_processing_mid_run_leaves_counts_exact(
-    isolated: Isolated, tmp_path: Path, procs: list[ServiceProcess]
+    isolated: Isolated, services: Services
 ) -> None:
-    intake = start("intake", isolated, tmp_path, procs)
-    metrics = start("metrics", isolated, tmp_path, procs)
+    intake = services.start("intake")
+    metrics = services.start("metrics")
     # Small batches so the kill lands between commits, with work still in flight.
-    processing = start("processing", isolated, tmp_path, procs, MOTCUA_MAX_BATCH="20")
+    processing = services.start("processing", MOTCUA_MAX_BATCH="20")
     rng = random.Random(11)
     submissions = [sample_submission(rng) for _ in range(300)]
 
@@ -120,9 +102,9 @@ def valid_event() -> DossierReceived:
 
 
 async def test_malformed_event_goes_to_dead_letter_and_the_next_one_is_processed(
-    isolated: Isolated, tmp_path: Path, procs: list[ServiceProcess]
+    isolated: Isolated, services: Services
 ) -> None:
-    start("processing", isolated, tmp_path, procs)
+    services.start("processing")
     topics = Topics(isolated.topic_prefix)
     good = valid_event()
     producer = AIOKafkaProducer(bootstrap_servers=isolated.platform.kafka.bootstrap)

@@ -7,9 +7,7 @@ import asyncio
 import os
 import random
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -18,9 +16,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.contract import DossierEvent, Topics
-from tests.conftest import Isolated
+from tests.conftest import Isolated, Services
 from tests.factories import lifecycle, produce
-from tests.harness import REPO, ServiceProcess, eventually, scrape
+from tests.harness import REPO, eventually, scrape
 
 pytestmark = pytest.mark.integration
 
@@ -32,22 +30,6 @@ DIGITIZATION_RATE = (
     "sum(max without (instance) (motcua_dossiers_digitized_total))"
     " / sum(max without (instance) (motcua_dossiers_resolved_total))"
 )
-
-
-@pytest.fixture
-def procs() -> Iterator[list[ServiceProcess]]:
-    started: list[ServiceProcess] = []
-    yield started
-    for proc in started:
-        proc.stop()
-
-
-def start(
-    name: str, isolated: Isolated, tmp_path: Path, procs: list[ServiceProcess], **extra: str
-) -> ServiceProcess:
-    proc = ServiceProcess(name, {**isolated.env(), **extra}, tmp_path)
-    procs.append(proc)
-    return proc.start()
 
 
 def lifecycles(n: int, seed: int) -> list[DossierEvent]:
@@ -124,19 +106,17 @@ async def index_table(url: str) -> dict[str, object]:
 
 
 async def test_prometheus_computes_the_database_rates_across_two_replicas(
-    isolated: Isolated, tmp_path: Path, procs: list[ServiceProcess]
+    isolated: Isolated, services: Services
 ) -> None:
-    start("processing", isolated, tmp_path, procs)
-    replicas = [
-        start("metrics", isolated, tmp_path, procs, MOTCUA_MAX_BATCH="100") for _ in range(2)
-    ]
+    services.start("processing")
+    replicas = [services.start("metrics", MOTCUA_MAX_BATCH="100") for _ in range(2)]
     await produce(
         isolated.platform.kafka.bootstrap,
         Topics(isolated.topic_prefix).dossier_events,
         lifecycles(400, seed=3),
     )
     await eventually(lambda: quiescent(isolated), within=90, what="metrics caught up")
-    prometheus = motcua_local.Prometheus(tmp_path / "prometheus", motcua_local.free_port())
+    prometheus = motcua_local.Prometheus(services.log_dir / "prometheus", motcua_local.free_port())
     prometheus.start([r.url.removeprefix("http://") for r in replicas])
     try:
         on_time, digitization = await truth(isolated)
@@ -162,12 +142,12 @@ async def test_prometheus_computes_the_database_rates_across_two_replicas(
 
 
 async def test_restart_duplicates_and_rebuild_give_identical_totals(
-    isolated: Isolated, tmp_path: Path, procs: list[ServiceProcess]
+    isolated: Isolated, services: Services
 ) -> None:
     topics = Topics(isolated.topic_prefix)
     bootstrap = isolated.platform.kafka.bootstrap
-    start("processing", isolated, tmp_path, procs)
-    metrics = start("metrics", isolated, tmp_path, procs, MOTCUA_MAX_BATCH="50")
+    services.start("processing")
+    metrics = services.start("metrics", MOTCUA_MAX_BATCH="50")
     events = lifecycles(600, seed=4)
     await produce(bootstrap, topics.dossier_events, events[:900])
     metrics.kill()  # kill -9 while status events keep coming

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -21,27 +19,11 @@ from shared.contract import (
     Topics,
     decode_status_event,
 )
-from tests.conftest import Isolated
+from tests.conftest import Isolated, Services
 from tests.factories import lifecycle, produce, received
-from tests.harness import ServiceProcess, eventually, group_caught_up, officer_token
+from tests.harness import eventually, group_caught_up, officer_token
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def procs() -> Iterator[list[ServiceProcess]]:
-    started: list[ServiceProcess] = []
-    yield started
-    for proc in started:
-        proc.stop()
-
-
-def processing(
-    isolated: Isolated, tmp_path: Path, procs: list[ServiceProcess], **extra: str
-) -> ServiceProcess:
-    proc = ServiceProcess("processing", {**isolated.env(), **extra}, tmp_path)
-    procs.append(proc)
-    return proc
 
 
 async def db_state(url: str) -> tuple[int, int, int]:
@@ -93,11 +75,11 @@ def interleave(per_dossier: list[list[DossierEvent]]) -> list[DossierEvent]:
 
 
 async def test_duplicates_and_replays_change_nothing(
-    isolated: Isolated, tmp_path: Path, procs: list[ServiceProcess]
+    isolated: Isolated, services: Services
 ) -> None:
     topic = Topics(isolated.topic_prefix).dossier_events
     events = interleave(lifecycles(200, seed=1))
-    processing(isolated, tmp_path, procs).start()
+    services.create("processing").start()
     await produce(isolated.platform.kafka.bootstrap, topic, events)
 
     async def done() -> bool:
@@ -106,8 +88,8 @@ async def test_duplicates_and_replays_change_nothing(
     await eventually(done, what="200 dossiers resolved")
     # Every event again (a producer retry storm), then the whole log replayed by a new group.
     await produce(isolated.platform.kafka.bootstrap, topic, events)
-    procs[0].stop()
-    processing(isolated, tmp_path, procs, MOTCUA_CONSUMER_GROUP="replay").start()
+    services.created[0].stop()
+    services.create("processing", MOTCUA_CONSUMER_GROUP="replay").start()
 
     async def replay_consumed() -> bool:
         return await group_caught_up(isolated.platform.kafka.bootstrap, "replay", topic)
@@ -122,12 +104,12 @@ async def test_duplicates_and_replays_change_nothing(
 
 
 async def test_kill_9_mid_batch_and_two_instances_in_one_group_keep_state_exact(
-    isolated: Isolated, tmp_path: Path, procs: list[ServiceProcess]
+    isolated: Isolated, services: Services
 ) -> None:
     topic = Topics(isolated.topic_prefix).dossier_events
     per_dossier = lifecycles(1500, seed=2)
-    first = processing(isolated, tmp_path, procs, MOTCUA_MAX_BATCH="50").start()
-    second = processing(isolated, tmp_path, procs, MOTCUA_MAX_BATCH="50")
+    first = services.create("processing", MOTCUA_MAX_BATCH="50").start()
+    second = services.create("processing", MOTCUA_MAX_BATCH="50")
     producing = asyncio.create_task(
         produce(isolated.platform.kafka.bootstrap, topic, interleave(per_dossier))
     )
@@ -151,9 +133,9 @@ async def test_kill_9_mid_batch_and_two_instances_in_one_group_keep_state_exact(
 
 
 async def test_officers_api_lists_filters_and_refuses_illegal_actions(
-    isolated: Isolated, tmp_path: Path, procs: list[ServiceProcess]
+    isolated: Isolated, services: Services
 ) -> None:
-    proc = processing(isolated, tmp_path, procs, MOTCUA_OVERDUE_INTERVAL_S="0.3").start()
+    proc = services.create("processing", MOTCUA_OVERDUE_INTERVAL_S="0.3").start()
     now = datetime.now(UTC)
     fresh = [received("T048.H02", now - timedelta(minutes=i)) for i in range(7)]
     # Received three weeks ago with 1 working day: overdue now.
