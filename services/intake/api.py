@@ -40,12 +40,14 @@ log = get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["dossiers"])
 
 
-def _intake(request: Request) -> Intake:
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` ones in a worker thread,
+# a thread hop per request for what is a dictionary lookup.
+async def _intake(request: Request) -> Intake:
     intake: Intake = request.app.state.intake
     return intake
 
 
-def _caller(request: Request, intake: Annotated[Intake, Depends(_intake)]) -> Caller:
+async def _caller(request: Request, intake: Annotated[Intake, Depends(_intake)]) -> Caller:
     return intake.authenticate(request.headers.get("authorization"))
 
 

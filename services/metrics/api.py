@@ -15,7 +15,7 @@ from shared.http import Problem
 router = APIRouter(prefix="/v1", tags=["index"])
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 

@@ -35,12 +35,15 @@ log = get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["dossiers"])
 
 
-def _processing(request: Request) -> Processing:
+# `async def` on purpose: FastAPI runs plain `def` dependencies in a worker thread.
+async def _processing(request: Request) -> Processing:
     processing: Processing = request.app.state.processing
     return processing
 
 
-def _officer(request: Request, processing: Annotated[Processing, Depends(_processing)]) -> Caller:
+async def _officer(
+    request: Request, processing: Annotated[Processing, Depends(_processing)]
+) -> Caller:
     return processing.authenticate(request.headers.get("authorization"))
 
 
