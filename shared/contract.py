@@ -74,6 +74,19 @@ class DossierStatus(IntEnum):
     RESULT_RETURNED = 10
 
 
+# End of processing (DOMAIN.md): the first of these ends a dossier's processing time.
+END_STATUSES = frozenset(
+    {
+        DossierStatus.REFUSED_AT_RECEPTION,
+        DossierStatus.WITHDRAWN,
+        DossierStatus.STOPPED,
+        DossierStatus.RESOLVED,
+        DossierStatus.RESULT_RETURNED,
+    }
+)
+OPEN_STATUSES = frozenset(set(DossierStatus) - END_STATUSES)
+
+
 class ApplicantKind(StrEnum):
     CITIZEN = "citizen"
     BUSINESS = "business"

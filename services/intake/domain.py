@@ -8,7 +8,13 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.calendar import LOCAL_TZ, WorkingCalendar
-from shared.contract import ApplicantKind, Channel, DocumentComponent, DossierStatus
+from shared.contract import (
+    OPEN_STATUSES,
+    ApplicantKind,
+    Channel,
+    DocumentComponent,
+    DossierStatus,
+)
 from shared.ids import personal_id_problem, tax_code_problem
 from shared.reference import Procedure, ReferenceData, Unit
 
@@ -55,17 +61,18 @@ class Admission:
     competent_unit: Unit
 
 
-def check_submission(
-    submission: SubmissionIn, unit: Unit, reference: ReferenceData, today: date
-) -> Admission | list[FieldError]:
-    errors: list[FieldError] = []
-    applicant = submission.applicant
+def _applicant_errors(applicant: ApplicantIn, today: date) -> list[FieldError]:
     if applicant.kind is ApplicantKind.CITIZEN:
         problem = personal_id_problem(applicant.id_number, today)
     else:
         problem = tax_code_problem(applicant.id_number)
-    if problem is not None:
-        errors.append(FieldError("applicant.id_number", problem))
+    return [] if problem is None else [FieldError("applicant.id_number", problem)]
+
+
+def check_submission(
+    submission: SubmissionIn, unit: Unit, reference: ReferenceData, today: date
+) -> Admission | list[FieldError]:
+    errors = _applicant_errors(submission.applicant, today)
 
     competent = unit
     if submission.competent_unit is not None and submission.competent_unit != unit.code:
@@ -141,28 +148,18 @@ class RatingIn(_In):
 
 def check_refusal(refusal: RefusalIn, reference: ReferenceData, today: date) -> list[FieldError]:
     """A refusal still names a real procedure and a plausible applicant: it is a record too."""
-    errors = []
-    problem = (
-        personal_id_problem(refusal.applicant.id_number, today)
-        if refusal.applicant.kind is ApplicantKind.CITIZEN
-        else tax_code_problem(refusal.applicant.id_number)
-    )
-    if problem is not None:
-        errors.append(FieldError("applicant.id_number", problem))
+    errors = _applicant_errors(refusal.applicant, today)
     if refusal.procedure_code not in reference.procedures:
         errors.append(FieldError("procedure_code", "not in the procedure catalog"))
     return errors
 
 
 S = DossierStatus
-_OPEN = frozenset(
-    {S.REGISTERED, S.RECEIVED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.PAYMENT_REQUESTED}
-)
 # What the counter may do, by the status processing last reported (processing has the last word).
 COUNTER_ACTIONS: dict[str, frozenset[DossierStatus]] = {
     "SupplementReceived": frozenset({S.SUPPLEMENT_REQUESTED}),
     "ResultReturned": frozenset({S.RESOLVED}),
-    "DossierWithdrawn": _OPEN,
+    "DossierWithdrawn": OPEN_STATUSES,
     "DossierRated": frozenset(set(S) - {S.REFUSED_AT_RECEPTION}),
 }
 

@@ -17,6 +17,7 @@ from typing import NamedTuple
 from uuid import UUID
 
 from shared.contract import (
+    END_STATUSES,
     Channel,
     DossierOverdue,
     DossierStatus,
@@ -25,9 +26,6 @@ from shared.contract import (
 )
 
 S = DossierStatus
-END_STATUSES = frozenset(
-    {S.REFUSED_AT_RECEPTION, S.WITHDRAWN, S.STOPPED, S.RESOLVED, S.RESULT_RETURNED}
-)
 # Upper bounds of the resolution-time histogram, in working days.
 RESOLUTION_BUCKETS = (0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
 

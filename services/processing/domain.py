@@ -13,6 +13,7 @@ from uuid import UUID
 
 from shared.calendar import DAY, Timeliness, WorkingCalendar, classify
 from shared.contract import (
+    OPEN_STATUSES,
     ApologyIssued,
     Channel,
     DossierEvent,
@@ -32,10 +33,6 @@ from shared.contract import (
 )
 
 S = DossierStatus
-END_STATUSES = frozenset(
-    {S.REFUSED_AT_RECEPTION, S.WITHDRAWN, S.STOPPED, S.RESOLVED, S.RESULT_RETURNED}
-)
-OPEN_STATUSES = frozenset(set(S) - END_STATUSES)
 # Where an officer can still act on the substance of the dossier.
 ACTIVE = frozenset({S.RECEIVED, S.PROCESSING, S.PAYMENT_REQUESTED})
 

@@ -13,6 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from services.processing import domain
 from shared.calendar import DAY, LOCAL_TZ, Timeliness, WorkingCalendar
 from shared.contract import (
+    END_STATUSES,
     ApologyIssued,
     ApplicantKind,
     Channel,
@@ -271,7 +272,7 @@ class DossierLife(RuleBasedStateMachine):
             if self.first_end is None:
                 self.first_end = d.ended_at
             assert d.ended_at == self.first_end
-            assert d.status in domain.END_STATUSES
+            assert d.status in END_STATUSES
             assert d.timeliness is not None
         else:
             assert self.first_end is None
