@@ -52,7 +52,6 @@ from shared.contract import (
 )
 from shared.db import prepare
 from shared.ids import keyed_hash
-from shared.kafka import make_broker
 from shared.logging import mask_text
 from shared.outbox import OutboxMessage, OutboxRelay
 from shared.progress import Progress
@@ -290,9 +289,7 @@ async def run_import(
 
 async def drain_outbox(settings: IntakeSettings, progress: Progress | None) -> None:
     """Publish what the import wrote (or wait while a running intake's relay does)."""
-    broker = make_broker(settings.kafka_bootstrap, "motcua-import")
-    await broker.connect()
-    relay = OutboxRelay(settings.database_url, SCHEMA, broker)
+    relay = OutboxRelay(settings.database_url, SCHEMA, settings.kafka_bootstrap)
     relay.start()
     pool = await prepare(settings.database_url, SCHEMA, MIGRATIONS, 1)
     try:
@@ -304,7 +301,6 @@ async def drain_outbox(settings: IntakeSettings, progress: Progress | None) -> N
             await asyncio.sleep(0.5)
     finally:
         await relay.stop()
-        await broker.stop()
         await pool.close()
 
 

@@ -74,19 +74,26 @@ def subscribe_batches(
     handler: Callable[[Sequence[Record]], Awaitable[None]],
     *,
     max_records: int = 1000,
+    consumers: int = 1,
 ) -> None:
-    """Register `handler` for batches of `topic` in consumer group `group_id`."""
+    """Register `handler` for batches of `topic` in consumer group `group_id`.
+
+    With `consumers` > 1 the process runs that many group members: Kafka gives each its own
+    partitions (so per-dossier order holds) and their batches overlap, one computing while
+    another waits on the database. The handler must allow concurrent calls on disjoint keys.
+    """
 
     async def on_batch(records: Any) -> None:
         await handler(records)
 
-    broker.subscriber(
-        topic,
-        group_id=group_id,
-        batch=True,
-        max_records=max_records,
-        batch_timeout_ms=50,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_raw_records,
-    )(on_batch)
+    for _ in range(consumers):
+        broker.subscriber(
+            topic,
+            group_id=group_id,
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=50,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_raw_records,
+        )(on_batch)

@@ -8,12 +8,14 @@ clear: applicants appear as a keyed hash.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from shared.calendar import Timeliness
@@ -313,6 +315,36 @@ def decode_status_event(raw: bytes) -> DossierStatusChanged | DossierOverdue:
 
 def encode(event: _Envelope) -> bytes:
     return event.model_dump_json().encode()
+
+
+def encode_status_event(
+    event_type: Literal["DossierStatusChanged", "DossierOverdue"],
+    *,
+    occurred_at: datetime,
+    dossier_id: UUID,
+    receiving_unit: str,
+    competent_unit: str,
+    payload: Mapping[str, object],
+) -> bytes:
+    """A status event's JSON, written directly: processing's hot path (one per applied event).
+
+    Building and serialising the pydantic models cost a fifth of processing's CPU. The bytes are
+    the models' own encoding up to the datetime spelling ("+00:00" for "Z"); tests check that
+    they decode to the same event and that `payload` has exactly StatusChangedPayload's fields.
+    """
+    return orjson.dumps(
+        {
+            "event_id": uuid7(),
+            "schema_version": SCHEMA_VERSION,
+            "occurred_at": occurred_at,
+            "dossier_id": dossier_id,
+            "receiving_unit": receiving_unit,
+            "competent_unit": competent_unit,
+            "actor": None,
+            "type": event_type,
+            "payload": payload,
+        }
+    )
 
 
 def new_event_fields(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import Caller, InvalidToken, Role, verify
@@ -62,6 +63,33 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
         }
         for err in exc.errors()
     ]
+
+
+def _nul_fields(value: object, path: tuple[str, ...] = ()) -> list[str]:
+    if isinstance(value, str):
+        return [".".join(path) or "body"] if "\x00" in value else []
+    if isinstance(value, dict):
+        return [f for k, v in value.items() for f in _nul_fields(v, (*path, str(k)))]
+    if isinstance(value, list | tuple):
+        return [f for i, v in enumerate(value) for f in _nul_fields(v, (*path, str(i)))]
+    return []
+
+
+def reject_nul_characters(body: BaseModel) -> None:
+    """422 when a string of the body holds U+0000: PostgreSQL text and jsonb cannot store it.
+
+    JSON allows `\\u0000` and the models accept it, so without this it reaches the database
+    (a 500 here, or a poison event for the consumers of an action's payload).
+    """
+    fields = _nul_fields(body.model_dump())
+    if fields:
+        raise Problem(
+            422,
+            "Invalid request",
+            "The request does not satisfy the schema",
+            kind="invalid-request",
+            errors=[{"field": f, "reason": "must not contain the NUL character"} for f in fields],
+        )
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
@@ -21,14 +23,42 @@ log = get_logger(__name__)
 DEFAULT_PARTITIONS = 8
 
 
+def producer_settings(bootstrap: str, client_id: str) -> dict[str, Any]:
+    """Every motcua producer is idempotent with acks=all: no duplicate or lost write on retry."""
+    return {
+        "bootstrap_servers": bootstrap,
+        "client_id": client_id,
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 5,
+        # The relay sends up to thousands of records at once: 256 KiB batches (the default is
+        # 16 KiB) make that a few produce requests instead of a hundred.
+        "max_batch_size": 256 * 1024,
+        # Keys are dossier ids, each sent a few times in a row (its lifecycle's status events):
+        # aiokafka's murmur2 is pure Python, so the partition of a recent key is remembered.
+        "partitioner": _cached_partitioner,
+    }
+
+
+@functools.lru_cache(maxsize=65536)
+def _partition_of(key: bytes, partitions: int) -> int:
+    # The Java client's mapping, so keys land where any other Kafka client would put them.
+    return (int(murmur2(key)) & 0x7FFFFFFF) % partitions
+
+
+def _cached_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    if key is None:
+        return int(DefaultPartitioner()(key, all_partitions, available))
+    return all_partitions[_partition_of(key, len(all_partitions))]
+
+
 def make_broker(bootstrap: str, client_id: str) -> KafkaBroker:
-    """A broker whose producer is idempotent with acks=all: no duplicate or lost write on retry."""
+    """The FastStream broker: consumers, dead letters and direct publishes."""
+    settings = producer_settings(bootstrap, client_id)
+    del settings["bootstrap_servers"]
     return KafkaBroker(
         bootstrap,
-        client_id=client_id,
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=5,
+        **settings,
         # The services log what matters; FastStream's per-message lines would flood the logs.
         logger=None,
     )

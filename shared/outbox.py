@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from faststream.kafka import KafkaBroker
+from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge
 
 from shared.db import Connection
+from shared.kafka import producer_settings
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -43,9 +44,15 @@ async def enqueue(conn: Connection, messages: Sequence[OutboxMessage]) -> None:
     """Write events in the caller's transaction; the trigger on `outbox` wakes the relay."""
     if not messages:
         return
-    await conn.executemany(
-        "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
-        [(m.topic, m.key, m.value) for m in messages],
+    # One statement whatever the count (one trigger run, one plan); ORDINALITY keeps the ids,
+    # hence the publishing order, in the caller's order.
+    await conn.execute(
+        "INSERT INTO outbox (topic, key, value) SELECT t, k, v "
+        "FROM unnest($1::text[], $2::bytea[], $3::bytea[]) WITH ORDINALITY AS m(t, k, v, i) "
+        "ORDER BY i",
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.value for m in messages],
     )
 
 
@@ -62,7 +69,7 @@ class OutboxRelay:
         self,
         dsn: str,
         schema: str,
-        broker: KafkaBroker,
+        bootstrap: str,
         *,
         batch_size: int = 2000,
         poll_interval: float = 1.0,
@@ -70,7 +77,7 @@ class OutboxRelay:
     ) -> None:
         self._dsn = dsn
         self._schema = schema
-        self._broker = broker
+        self._bootstrap = bootstrap
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._publish_timeout = publish_timeout
@@ -124,28 +131,40 @@ class OutboxRelay:
                     return
                 await asyncio.sleep(self._poll_interval)
             await conn.add_listener("motcua_outbox", self._on_notify)
-            log.info("outbox relay leading", schema=self._schema)
-            while not self._stopping:
-                published = await self._publish_batch(conn)
-                if published < self._batch_size and not self._stopping:
-                    self._wakeup.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+            # The relay's own plain producer: a FastStream publish per record (headers,
+            # middlewares) cost a quarter of processing's CPU. Same guarantees (idempotent,
+            # acks=all).
+            producer = AIOKafkaProducer(
+                **producer_settings(self._bootstrap, f"motcua-relay-{self._schema}")
+            )
+            try:
+                await asyncio.wait_for(producer.start(), self._publish_timeout)
+                log.info("outbox relay leading", schema=self._schema)
+                while not self._stopping:
+                    published = await self._publish_batch(conn, producer)
+                    if published < self._batch_size and not self._stopping:
+                        self._wakeup.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+            finally:
+                # Bounded: with the broker down, stop() would wait to flush records that stay in
+                # the outbox anyway (they are deleted only once acknowledged).
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(producer.stop(), self._publish_timeout)
         finally:
             with contextlib.suppress(Exception):
                 await conn.close()
 
-    async def _send_all(self, rows: list[asyncpg.Record]) -> None:
-        futures = [
-            await self._broker.publish(r["value"], r["topic"], key=r["key"], no_confirm=True)
-            for r in rows
-        ]
+    @staticmethod
+    async def _send_all(producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> None:
+        # send() only queues the record (in order, per partition); the futures resolve on acks.
+        futures = [await producer.send(r["topic"], r["value"], key=r["key"]) for r in rows]
         await asyncio.gather(*futures)
 
     def _on_notify(self, *_args: object) -> None:
         self._wakeup.set()
 
-    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
+    async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         # Measured before publishing so the gauge shows a backlog building while Kafka is down.
         OUTBOX_BACKLOG.labels(self._schema).set(await conn.fetchval("SELECT count(*) FROM outbox"))
         rows = await conn.fetch(
@@ -156,7 +175,7 @@ class OutboxRelay:
         # Delete only after every record is acknowledged (acks=all): a crash in between republishes,
         # and consumers drop the duplicate by event id. Bounded, so an outage is noticed and
         # retried with backoff instead of waiting on the producer's own retries.
-        await asyncio.wait_for(self._send_all(rows), timeout=self._publish_timeout)
+        await asyncio.wait_for(self._send_all(producer, rows), timeout=self._publish_timeout)
         await conn.execute(
             "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
         )

@@ -31,7 +31,7 @@ from shared.contract import (
     encode,
     new_event_fields,
 )
-from shared.http import Problem
+from shared.http import Problem, reject_nul_characters
 from shared.ids import keyed_hash, uuid7
 from shared.logging import get_logger
 from shared.outbox import OutboxMessage
@@ -202,6 +202,7 @@ async def submit_dossier(
     idempotency_key: IdempotencyKey = None,
 ) -> Receipt:
     """Receive a dossier: validate it, issue its code and appointment, publish DossierReceived."""
+    reject_nul_characters(submission)
     unit = intake.unit_of(caller)
     admission: list[domain.Admission] = []
 
@@ -264,6 +265,7 @@ async def refuse_at_reception(
     idempotency_key: IdempotencyKey = None,
 ) -> Receipt:
     """Refuse a dossier at the counter with the reason (mẫu 03); it never enters processing."""
+    reject_nul_characters(refusal)
     unit = intake.unit_of(caller)
 
     def admit(received_at: datetime) -> tuple[str, datetime | None, str | None]:
@@ -370,6 +372,7 @@ async def record_withdrawal(
     dossier_id: UUID, body: domain.ReasonIn, caller: CurrentCounter, intake: IntakeDep
 ) -> Accepted:
     """The applicant withdrew the dossier."""
+    reject_nul_characters(body)
     return await _counter_action(
         intake,
         caller,
@@ -383,6 +386,7 @@ async def record_rating(
     dossier_id: UUID, body: domain.RatingIn, caller: CurrentCounter, intake: IntakeDep
 ) -> Accepted:
     """The applicant's satisfaction rating (once per dossier)."""
+    reject_nul_characters(body)
     payload = RatingPayload(satisfied=body.satisfied, criteria=tuple(body.criteria))
     return await _counter_action(
         intake, caller, dossier_id, lambda f: DossierRated(**f, payload=payload), rated=True

@@ -75,7 +75,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         # publishes the outbox once the broker is connected.
         connecting = asyncio.create_task(connect())
         relay = OutboxRelay(
-            settings.database_url, SCHEMA, broker, batch_size=settings.relay_batch_size
+            settings.database_url,
+            SCHEMA,
+            settings.kafka_bootstrap,
+            batch_size=settings.relay_batch_size,
         )
         relay.start()
         log.info(

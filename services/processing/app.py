@@ -50,8 +50,9 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
             settings.consumer_group,
             handler,
             max_records=settings.max_batch,
+            consumers=settings.consumers,
         )
-        relay = OutboxRelay(settings.database_url, SCHEMA, broker)
+        relay = OutboxRelay(settings.database_url, SCHEMA, settings.kafka_bootstrap)
         await ensure_topics(settings.kafka_bootstrap, settings.topics)
         await broker.start()
         relay.start()

@@ -27,7 +27,6 @@ from shared.contract import (
     ProcessingStarted,
     ResultDigitized,
     ResultReturned,
-    StatusChangedPayload,
     SupplementReceived,
     SupplementRequested,
 )
@@ -259,27 +258,28 @@ def mark_overdue(dossier: Dossier, now: datetime) -> Change:
     return Change(replace(dossier, overdue_notified=True), dossier.status, "overdue")
 
 
-def status_payload(change: Change, at: datetime) -> StatusChangedPayload:
+def status_payload(change: Change, at: datetime) -> dict[str, object]:
+    """The fields of StatusChangedPayload (the contract), as plain values for the encoder."""
     d = change.dossier
-    return StatusChangedPayload(
-        dossier_code=d.code,
-        procedure_code=d.procedure_code,
-        channel=d.channel,
-        status=d.status,
-        previous_status=change.previous_status,
-        received_at=d.received_at,
-        appointment_at=d.appointment_at,
-        ended_at=d.ended_at,
-        timeliness=d.timeliness,
-        elapsed_working_days=d.elapsed_working_days,
-        supplement_requests=d.supplement_requests,
-        components_total=d.components_total,
-        components_digitized=d.components_digitized,
-        components_reused=d.components_reused,
-        result_electronic=d.result_electronic,
-        approved=d.approved,
-        digitized=d.digitized,
-        overdue=d.overdue_at(at),
-        apology_issued=d.apology_issued_at is not None,
-        satisfied=d.satisfied,
-    )
+    return {
+        "dossier_code": d.code,
+        "procedure_code": d.procedure_code,
+        "channel": d.channel,
+        "status": d.status,
+        "previous_status": change.previous_status,
+        "received_at": d.received_at,
+        "appointment_at": d.appointment_at,
+        "ended_at": d.ended_at,
+        "timeliness": d.timeliness,
+        "elapsed_working_days": d.elapsed_working_days,
+        "supplement_requests": d.supplement_requests,
+        "components_total": d.components_total,
+        "components_digitized": d.components_digitized,
+        "components_reused": d.components_reused,
+        "result_electronic": d.result_electronic,
+        "approved": d.approved,
+        "digitized": d.digitized,
+        "overdue": d.overdue_at(at),
+        "apology_issued": d.apology_issued_at is not None,
+        "satisfied": d.satisfied,
+    }

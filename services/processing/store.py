@@ -76,42 +76,51 @@ class Batch:
         timeline: Sequence[TimelineEntry],
         messages: Sequence[OutboxMessage],
     ) -> None:
-        await self._conn.executemany(
-            "INSERT INTO dossiers (id, code, competent_unit, receiving_unit, status, "
-            "procedure_code, received_at, appointment_at, ended_at, overdue, watch, state) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb) "
-            "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
-            "appointment_at = EXCLUDED.appointment_at, ended_at = EXCLUDED.ended_at, "
-            "overdue = EXCLUDED.overdue, watch = EXCLUDED.watch, state = EXCLUDED.state",
-            [
-                (
-                    d.id,
-                    d.code,
-                    d.competent_unit,
-                    d.receiving_unit,
-                    int(d.status),
-                    d.procedure_code,
-                    d.received_at,
-                    d.appointment_at,
-                    d.ended_at,
-                    d.overdue_notified,
-                    # Watched while open, not yet reported, and its clock running.
+        # One statement per table with arrays (unnest), not a statement per row: a batch of a
+        # thousand events is three round trips and three plans instead of three thousand.
+        if dossiers:
+            await self._conn.execute(
+                "INSERT INTO dossiers (id, code, competent_unit, receiving_unit, status, "
+                "procedure_code, received_at, appointment_at, ended_at, overdue, watch, state) "
+                "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], "
+                "$5::smallint[], $6::text[], $7::timestamptz[], $8::timestamptz[], "
+                "$9::timestamptz[], $10::boolean[], $11::boolean[], $12::jsonb[]) "
+                "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
+                "appointment_at = EXCLUDED.appointment_at, ended_at = EXCLUDED.ended_at, "
+                "overdue = EXCLUDED.overdue, watch = EXCLUDED.watch, state = EXCLUDED.state",
+                [d.id for d in dossiers],
+                [d.code for d in dossiers],
+                [d.competent_unit for d in dossiers],
+                [d.receiving_unit for d in dossiers],
+                [int(d.status) for d in dossiers],
+                [d.procedure_code for d in dossiers],
+                [d.received_at for d in dossiers],
+                [d.appointment_at for d in dossiers],
+                [d.ended_at for d in dossiers],
+                [d.overdue_notified for d in dossiers],
+                # Watched while open, not yet reported, and its clock running.
+                [
                     d.is_open
                     and not d.overdue_notified
-                    and d.status is not DossierStatus.SUPPLEMENT_REQUESTED,
-                    _dossier.dump_json(d).decode(),
-                )
-                for d in dossiers
-            ],
-        )
-        await self._conn.executemany(
-            "INSERT INTO timeline (dossier_id, occurred_at, status, note, actor, event_id) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
-            [
-                (t.dossier_id, t.occurred_at, t.status, t.note, t.actor, t.event_id)
-                for t in timeline
-            ],
-        )
+                    and d.status is not DossierStatus.SUPPLEMENT_REQUESTED
+                    for d in dossiers
+                ],
+                [_dossier.dump_json(d).decode() for d in dossiers],
+            )
+        if timeline:
+            # WITH ORDINALITY keeps the timeline ids in the order the events were applied.
+            await self._conn.execute(
+                "INSERT INTO timeline (dossier_id, occurred_at, status, note, actor, event_id) "
+                "SELECT d, o, s, n, a, e FROM unnest($1::uuid[], $2::timestamptz[], "
+                "$3::smallint[], $4::text[], $5::text[], $6::uuid[]) "
+                "WITH ORDINALITY AS t(d, o, s, n, a, e, i) ORDER BY i",
+                [t.dossier_id for t in timeline],
+                [t.occurred_at for t in timeline],
+                [t.status for t in timeline],
+                [t.note for t in timeline],
+                [t.actor for t in timeline],
+                [t.event_id for t in timeline],
+            )
         await enqueue(self._conn, messages)
 
 

@@ -15,15 +15,7 @@ from uuid import UUID
 from services.processing import domain
 from services.processing.store import Batch, TimelineEntry
 from shared.calendar import WorkingCalendar
-from shared.contract import (
-    DossierEvent,
-    DossierOverdue,
-    DossierStatusChanged,
-    Topics,
-    dossier_key,
-    encode,
-    new_event_fields,
-)
+from shared.contract import DossierEvent, Topics, dossier_key, encode_status_event
 from shared.outbox import OutboxMessage
 
 
@@ -45,14 +37,15 @@ def _status_message(
     topics: Topics, change: domain.Change, at: datetime, *, overdue_notice: bool = False
 ) -> OutboxMessage:
     d = change.dossier
-    fields = new_event_fields(at, d.id, d.receiving_unit, d.competent_unit)
-    payload = domain.status_payload(change, at)
-    event: DossierStatusChanged | DossierOverdue = (
-        DossierOverdue(**fields, payload=payload)
-        if overdue_notice
-        else DossierStatusChanged(**fields, payload=payload)
+    value = encode_status_event(
+        "DossierOverdue" if overdue_notice else "DossierStatusChanged",
+        occurred_at=at,
+        dossier_id=d.id,
+        receiving_unit=d.receiving_unit,
+        competent_unit=d.competent_unit,
+        payload=domain.status_payload(change, at),
     )
-    return OutboxMessage(topics.status_events, dossier_key(d.id), encode(event))
+    return OutboxMessage(topics.status_events, dossier_key(d.id), value)
 
 
 async def apply_events(

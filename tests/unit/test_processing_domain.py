@@ -28,8 +28,11 @@ from shared.contract import (
     ProcessingStarted,
     ResultDigitized,
     ResultReturned,
+    StatusChangedPayload,
     SupplementReceived,
     SupplementRequested,
+    decode_status_event,
+    encode_status_event,
     new_event_fields,
 )
 
@@ -291,6 +294,32 @@ class DossierLife(RuleBasedStateMachine):
             assert d.elapsed_working_days == pytest.approx(
                 max(worked, timedelta(0)) / DAY, abs=1e-4
             )
+
+    @invariant()
+    def the_status_event_is_the_contracts(self) -> None:
+        # Processing writes status events without the models (its hot path): whatever the
+        # dossier's state, the bytes must decode to the event the models would have built.
+        change = domain.Change(self.dossier, S.RECEIVED, "note")
+        payload = domain.status_payload(change, self.now)
+        assert set(payload) == set(StatusChangedPayload.model_fields)
+        for kind in ("DossierStatusChanged", "DossierOverdue"):
+            raw = encode_status_event(
+                kind,
+                occurred_at=self.now,
+                dossier_id=ID,
+                receiving_unit="T001.H01",
+                competent_unit="T001.H02",
+                payload=payload,
+            )
+            event = decode_status_event(raw)
+            assert event.type == kind
+            assert event.occurred_at == self.now
+            assert (event.dossier_id, event.receiving_unit, event.competent_unit) == (
+                ID,
+                "T001.H01",
+                "T001.H02",
+            )
+            assert event.payload == StatusChangedPayload(**payload)
 
     @precondition(lambda self: self.dossier.status is S.SUPPLEMENT_REQUESTED)
     @invariant()
