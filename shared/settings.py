@@ -34,6 +34,9 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
+    # Kafka consumers per process, sharing the partitions: one applies a batch while another
+    # waits on PostgreSQL (2 measured best on 2 cores; see docs/benchmarks.md).
+    consumers: int = Field(default=2, ge=1, le=16)
     id_hash_key: SecretStr = SecretStr(DEV_ID_HASH_KEY)
     # Comma-separated HS256 keys; the first signs development tokens, all verify (key rotation).
     token_keys: SecretStr = SecretStr(DEV_TOKEN_KEY)

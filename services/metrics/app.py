@@ -82,6 +82,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             settings.consumer_group,
             handler,
             max_records=settings.max_batch,
+            consumers=settings.consumers,
         )
         await ensure_topics(settings.kafka_bootstrap, settings.topics)
         await broker.start()

@@ -10,6 +10,8 @@ to the competent unit (who resolves it).
 
 from __future__ import annotations
 
+import bisect
+import functools
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -121,8 +123,12 @@ def _deadline(f: DossierFacts) -> str:
     return "overdue" if f.overdue else "within"
 
 
-def _bucket_labels(days: float) -> list[str]:
-    return [f"{le:g}" for le in RESOLUTION_BUCKETS if days <= le] + ["+Inf"]
+@functools.lru_cache(maxsize=4096)
+def _bucket_keys(unit: str, first: int) -> tuple[CounterKey, ...]:
+    # The cumulative buckets a resolution time falls in, from the first that holds it: the
+    # same few tuples for every dossier of a unit, so they are built once (this runs per event).
+    labels = [f"{le:g}" for le in RESOLUTION_BUCKETS[first:]] + ["+Inf"]
+    return tuple(CounterKey(RESOLUTION_BUCKET, unit, label) for label in labels)
 
 
 def deltas(old: DossierFacts | None, new: DossierFacts) -> Counter[CounterKey]:
@@ -161,8 +167,8 @@ def accumulate(old: DossierFacts | None, new: DossierFacts, out: dict[CounterKey
         if new.timeliness is not None:
             _add(out, CounterKey(COMPLETED, c, new.timeliness.value), 1)
         days = new.elapsed_working_days or 0.0
-        for label in _bucket_labels(days):
-            _add(out, CounterKey(RESOLUTION_BUCKET, c, label), 1)
+        for key in _bucket_keys(c, bisect.bisect_left(RESOLUTION_BUCKETS, days)):
+            out[key] = out.get(key, 0) + 1
         _add(out, CounterKey(RESOLUTION_SUM, c, ""), round(days * 1000))
     if old_approved is None and new.approved is not None:
         _add(out, CounterKey(RESOLVED, c, "approved" if new.approved else "refused"), 1)

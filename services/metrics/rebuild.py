@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import OffsetAndMetadata
@@ -55,18 +55,16 @@ async def _group_is_active(bootstrap: str, group: str) -> bool:
         await admin.close()
 
 
-async def rebuild(settings: MetricsSettings, *, show_progress: bool = True) -> RebuildReport:
-    topic = settings.topics.status_events
-    if await _group_is_active(settings.kafka_bootstrap, settings.consumer_group):
-        raise RebuildRefused(
-            f"consumer group {settings.consumer_group} has running members: stop the metrics "
-            "service before rebuilding"
-        )
-    reference = load_reference(settings.reference_dir)
-    pool = await prepare(settings.database_url, SCHEMA, MIGRATIONS, 2)
+async def _replay(
+    settings: MetricsSettings,
+    handler: StatusEventHandler,
+    partitions: list[TopicPartition],
+    ends: dict[TopicPartition, int],
+    progress: Progress | None,
+) -> int:
+    """Feed `partitions` from their first offset up to `ends` through the handler."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=settings.consumer_group,
         enable_auto_commit=False,
         max_poll_records=settings.max_batch,
         # Large fetches: a replay reads sequentially, and bigger batches mean fewer transactions.
@@ -75,39 +73,70 @@ async def rebuild(settings: MetricsSettings, *, show_progress: bool = True) -> R
     )
     await consumer.start()
     try:
-        store = MetricsStore(pool, reference.province_of)
-        handler = StatusEventHandler(store, None, settings.topics, "metrics-rebuild")
-        partitions = await partitions_of(settings.kafka_bootstrap, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        begins = await consumer.beginning_offsets(partitions)
-        ends = await consumer.end_offsets(partitions)
-        todo = sum(ends[tp] - begins[tp] for tp in partitions)
-        progress = Progress(todo, "status events") if show_progress else None
-        await store.reset()
         done = 0
-        pending = {tp for tp in partitions if ends[tp] > begins[tp]}
+        pending = {tp for tp in partitions if await consumer.position(tp) < ends[tp]}
         while pending:
             batches = await consumer.getmany(
                 *pending, timeout_ms=1000, max_records=settings.max_batch
             )
             records: list[Record] = []
             for tp, rows in batches.items():
-                for r in rows:
-                    if r.offset < ends[tp]:
-                        records.append(
-                            Record(r.topic, r.partition, r.offset, r.key, r.value or b"")
-                        )
+                records.extend(
+                    Record(r.topic, r.partition, r.offset, r.key, r.value or b"")
+                    for r in rows
+                    if r.offset < ends[tp]
+                )
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
             await handler(records)
             done += len(records)
             if progress is not None:
                 progress.advance(len(records))
-        await consumer.commit({tp: OffsetAndMetadata(ends[tp], "") for tp in partitions})
+        return done
+    finally:
+        await consumer.stop()
+
+
+async def rebuild(settings: MetricsSettings, *, show_progress: bool = True) -> RebuildReport:
+    topic = settings.topics.status_events
+    if await _group_is_active(settings.kafka_bootstrap, settings.consumer_group):
+        raise RebuildRefused(
+            f"consumer group {settings.consumer_group} has running members: stop the metrics "
+            "service before rebuilding"
+        )
+    reference = load_reference(settings.reference_dir)
+    workers = settings.consumers
+    pool = await prepare(settings.database_url, SCHEMA, MIGRATIONS, workers + 1)
+    # The group's consumer only reads the offsets and commits the end: the workers read.
+    group = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+    )
+    await group.start()
+    try:
+        store = MetricsStore(pool, reference.province_of)
+        handler = StatusEventHandler(store, None, settings.topics, "metrics-rebuild")
+        partitions = await partitions_of(settings.kafka_bootstrap, topic)
+        begins = await group.beginning_offsets(partitions)
+        ends = await group.end_offsets(partitions)
+        todo = sum(ends[tp] - begins[tp] for tp in partitions)
+        progress = Progress(todo, "status events") if show_progress else None
+        await store.reset()
+        # Workers own disjoint partitions, hence disjoint dossiers, like the service's consumers:
+        # one folds a batch while another waits on PostgreSQL.
+        shares = [partitions[i::workers] for i in range(workers)]
+        done = sum(
+            await asyncio.gather(
+                *(_replay(settings, handler, share, ends, progress) for share in shares if share)
+            )
+        )
+        await group.commit({tp: OffsetAndMetadata(ends[tp], "") for tp in partitions})
         if progress is not None:
             progress.finish()
         return RebuildReport(done, len(partitions))
     finally:
-        await consumer.stop()
+        await group.stop()
         await pool.close()

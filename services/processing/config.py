@@ -12,12 +12,5 @@ from shared.settings import ServiceSettings
 class ProcessingSettings(ServiceSettings):
     consumer_group: str = "motcua-processing"
     max_batch: int = Field(default=1000, ge=1, le=10000)
-    consumers: int = Field(
-        default=2,
-        ge=1,
-        le=16,
-        description="Kafka consumers in this process (partitions are shared among them): one "
-        "applies a batch while another waits on PostgreSQL",
-    )
     calendar_override: Path | None = None
     overdue_interval_s: float = Field(default=30.0, gt=0, description="overdue watch period")

@@ -7,8 +7,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from services.metrics import domain as d
-from services.metrics.domain import CounterKey, fold
+from services.metrics.domain import RESOLUTION_BUCKETS, CounterKey, fold
 from shared.contract import (
     Channel,
     DossierOverdue,
@@ -126,3 +129,16 @@ def test_open_gauge_moves_from_within_to_overdue_and_out() -> None:
 def test_refused_at_reception_is_not_a_reception() -> None:
     _, total = fold(None, [event(S.REFUSED_AT_RECEPTION, None, ended_at=T0)])
     assert nonzero(total) == Counter({k(d.REFUSED_AT_RECEPTION, "T001.H01.X01"): 1})
+
+
+@given(st.floats(min_value=0, max_value=100, allow_nan=False))
+def test_a_resolution_time_counts_in_every_bucket_that_holds_it(days: float) -> None:
+    _, total = fold(
+        None,
+        [
+            event(S.RECEIVED, None),
+            event(S.RESOLVED, S.RECEIVED, ended_at=T0, elapsed_working_days=days),
+        ],
+    )
+    counted = {k.label for k, v in total.items() if k.name == "resolution_bucket" and v == 1}
+    assert counted == {f"{le:g}" for le in RESOLUTION_BUCKETS if days <= le} | {"+Inf"}
