@@ -138,6 +138,9 @@ class OutboxRelay:
                 **producer_settings(self._bootstrap, f"motcua-relay-{self._schema}")
             )
             try:
+                # Measured before connecting too, so the gauge shows a backlog building while
+                # Kafka is down (each retry of the connection measures again).
+                await self._measure_backlog(conn)
                 await asyncio.wait_for(producer.start(), self._publish_timeout)
                 log.info("outbox relay leading", schema=self._schema)
                 while not self._stopping:
@@ -161,12 +164,14 @@ class OutboxRelay:
         futures = [await producer.send(r["topic"], r["value"], key=r["key"]) for r in rows]
         await asyncio.gather(*futures)
 
+    async def _measure_backlog(self, conn: asyncpg.Connection) -> None:
+        OUTBOX_BACKLOG.labels(self._schema).set(await conn.fetchval("SELECT count(*) FROM outbox"))
+
     def _on_notify(self, *_args: object) -> None:
         self._wakeup.set()
 
     async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
-        # Measured before publishing so the gauge shows a backlog building while Kafka is down.
-        OUTBOX_BACKLOG.labels(self._schema).set(await conn.fetchval("SELECT count(*) FROM outbox"))
+        await self._measure_backlog(conn)
         rows = await conn.fetch(
             "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT $1", self._batch_size
         )

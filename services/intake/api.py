@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from services.intake import domain
 from services.intake.context import Intake
-from services.intake.store import AlreadyRated, LostRace, StoredDossier
+from services.intake.store import AlreadyRated, Reception, StoredDossier
 from shared.auth import Caller
 from shared.contract import (
     DossierRated,
@@ -153,8 +153,8 @@ async def _issue(
         event = make_event(dossier_id, code, received_at, applicant_ref, appointment_at)
         return OutboxMessage(intake.topics.dossier_events, dossier_key(dossier_id), encode(event))
 
-    try:
-        stored = await intake.store.receive(
+    stored = await intake.writer.receive(
+        Reception(
             dossier_id=dossier_id,
             receiving_unit=unit.code,
             competent_unit=competent,
@@ -174,7 +174,9 @@ async def _issue(
             make_code=lambda seq: domain.dossier_code(unit.code, day, seq),
             make_messages=lambda code: [message(code)],
         )
-    except LostRace:
+    )
+    if stored is None:
+        # A concurrent request with the same Idempotency-Key stored its dossier first.
         assert idempotency_key is not None
         earlier = await intake.store.find_by_idempotency_key(caller.unit, idempotency_key)
         assert earlier is not None

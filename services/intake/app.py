@@ -17,6 +17,7 @@ from services.intake.config import IntakeSettings
 from services.intake.context import Intake
 from services.intake.handlers import StatusReadModel
 from services.intake.store import IntakeStore
+from services.intake.writer import ReceptionWriter
 from shared.calendar import WorkingCalendar
 from shared.consumer import subscribe_batches
 from shared.db import prepare
@@ -42,6 +43,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await prepare(settings.database_url, SCHEMA, MIGRATIONS, settings.database_pool_size)
         store = IntakeStore(pool)
+        writer = ReceptionWriter(store)
         intake = Intake(
             store,
             load_reference(settings.reference_dir),
@@ -49,7 +51,9 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             settings.id_hash_key.get_secret_value().encode(),
             settings.token_key_list,
             settings.topics,
+            writer,
         )
+        writer.start()
         app.state.intake = intake
         subscribe_batches(
             broker, settings.topics.status_events, settings.consumer_group, StatusReadModel(store)
@@ -93,6 +97,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await connecting
+            await writer.stop()
             await stop_consuming(broker)
             await relay.stop()
             await broker.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.intake.store import IntakeStore
+from services.intake.writer import ReceptionWriter
 from shared.auth import Caller
 from shared.calendar import WorkingCalendar
 from shared.contract import Topics
@@ -20,6 +21,7 @@ class Intake:
     id_hash_key: bytes
     token_keys: list[str]
     topics: Topics
+    writer: ReceptionWriter
 
     def unit_of(self, caller: Caller) -> Unit:
         unit = self.reference.units.get(caller.unit)

@@ -1,0 +1,90 @@
+"""Group commit of receptions: the submissions in flight share one transaction.
+
+Each submission used to be its own transaction (five round trips and a commit) holding its
+unit's daily-sequence row until the commit, so concurrent counters of one unit queued behind each
+other. Here a single writer takes every reception waiting, stores them in one transaction and
+answers each request when that transaction is durable: the same guarantee (a receipt is only
+given for a committed dossier and its event), a few round trips per batch instead of per dossier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.intake.store import IntakeStore, Reception, StoredDossier
+from shared.consumer import TRANSIENT_DB_ERRORS
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+_Waiting = tuple[Reception, "asyncio.Future[StoredDossier | None]"]
+
+
+class ReceptionWriter:
+    def __init__(self, store: IntakeStore, *, max_batch: int = 500) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._waiting: list[_Waiting] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="reception-writer")
+
+    async def stop(self) -> None:
+        """Write everything waiting, then stop (a write in flight is never interrupted)."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def receive(self, reception: Reception) -> StoredDossier | None:
+        """The stored dossier once committed; None if its idempotency key was already taken."""
+        if self._task is None or self._stopping:
+            # Not running (a script, or shutting down): a transaction of its own.
+            (stored,) = await self._store.receive_batch([reception])
+            return stored
+        future: asyncio.Future[StoredDossier | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((reception, future))
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            # While a batch is being written the next one gathers: batches grow with the load.
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                await self._write(batch)
+            if self._stopping:
+                return
+            await self._wakeup.wait()
+            self._wakeup.clear()
+
+    async def _write(self, batch: list[_Waiting]) -> None:
+        try:
+            results = await self._store.receive_batch([r for r, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1 or isinstance(exc, TRANSIENT_DB_ERRORS):
+                for _, future in batch:
+                    _settle(future, exc)
+                return
+            # One reception the database refuses must not fail the others: each on its own.
+            log.warning("reception batch refused, writing one by one", size=len(batch))
+            for item in batch:
+                await self._write([item])
+            return
+        for (_, future), stored in zip(batch, results, strict=True):
+            _settle(future, stored)
+
+
+def _settle(
+    future: asyncio.Future[StoredDossier | None], outcome: StoredDossier | BaseException | None
+) -> None:
+    if future.done():  # the client went away; its dossier is stored all the same
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
