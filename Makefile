@@ -29,5 +29,8 @@ platform-up: bootstrap
 platform-down:
 	@python3 deploy/local/motcua_local.py down
 
+# Quix Streams (the metrics replay's comparison) needs pydantic<2.14: its own virtualenv.
 bench: bootstrap
+	@[ -x .venv-quix/bin/python ] || $(VENV)/python -m venv .venv-quix
+	@[ .venv-quix/.installed -nt bench/quix-requirements.txt ] || { .venv-quix/bin/python -m pip install -q -r bench/quix-requirements.txt && touch .venv-quix/.installed; }
 	PYTHONPATH=deploy/local:. $(VENV)/python -m bench.run $(BENCH_ARGS)

@@ -1,5 +1,7 @@
 """Replay a topic of status events through one metrics process (`motcua metrics rebuild`), against
-the floor: a plain aiokafka loop that only consumes and decodes the same messages."""
+the floor: a plain aiokafka loop that only consumes and decodes the same messages, and against the
+same aggregation written with Quix Streams (bench/quix_replay.py, in its own virtualenv
+.venv-quix that `make bench` creates), whose counters must equal the service's."""
 
 from __future__ import annotations
 
@@ -13,13 +15,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.common import Bench
 from shared.contract import Topics
 from shared.ids import uuid7
 from tests.harness import REPO
+
+QUIX_PYTHON = REPO / ".venv-quix" / "bin" / "python"
+QUIX_SCRIPT = REPO / "bench" / "quix_replay.py"
 
 STEPS = (
     (2, None, None),
@@ -116,10 +123,37 @@ class ReplayResult:
     replay_eps: float
     floor_eps: float
     peak_rss_mib: float
+    quix_eps: float  # the whole Quix process, start to exit, like replay_eps
+    quix_peak_rss_mib: float
+    quix_processing_eps: float  # Quix's own figure: first event to last counter update
+    quix_guarantee: str
 
     @property
     def share_of_floor(self) -> float:
         return self.replay_eps / self.floor_eps
+
+    @property
+    def replay_over_quix(self) -> float:
+        return self.replay_eps / self.quix_eps
+
+
+async def _watch(
+    proc: asyncio.subprocess.Process,
+) -> tuple[float, float, str, str]:
+    """Seconds until `proc` exits, its peak resident memory (MiB), its stdout and stderr."""
+    started, peak = time.perf_counter(), 0.0
+    status = Path(f"/proc/{proc.pid}/status")
+    while proc.returncode is None:
+        with contextlib.suppress(FileNotFoundError):
+            for line in status.read_text().splitlines():  # noqa: ASYNC240 - /proc, no disk I/O
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 0.2)
+    seconds = time.perf_counter() - started
+    out = (await proc.stdout.read()).decode() if proc.stdout else ""
+    err = (await proc.stderr.read()).decode() if proc.stderr else ""
+    return seconds, peak, out, err
 
 
 async def replay(bench: Bench, database: str, prefix: str) -> tuple[float, float]:
@@ -135,21 +169,72 @@ async def replay(bench: Bench, database: str, prefix: str) -> tuple[float, float
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    started, peak = time.perf_counter(), 0.0
-    status = Path(f"/proc/{proc.pid}/status")
-    while proc.returncode is None:
-        with contextlib.suppress(FileNotFoundError):
-            for line in status.read_text().splitlines():  # noqa: ASYNC240 - /proc, no disk I/O
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]) / 1024)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), 0.2)
-    seconds = time.perf_counter() - started
-    out = (await proc.stdout.read()).decode() if proc.stdout else ""
-    err = (await proc.stderr.read()).decode() if proc.stderr else ""
+    seconds, peak, out, err = await _watch(proc)
     if proc.returncode != 0 or "rebuilt from" not in out:
         raise RuntimeError(f"rebuild failed: {out}{err[-3000:]}")
     return seconds, peak
+
+
+@dataclass(frozen=True)
+class QuixRun:
+    seconds: float
+    peak_rss_mib: float
+    report: dict[str, Any]  # the script's JSON line
+    counters: dict[tuple[str, str, str], int]  # (name, unit, label) -> non-zero value
+
+
+async def quix(bench: Bench, topic: str, expected: int) -> QuixRun:
+    """The same aggregation with Quix Streams, as a process of .venv-quix's Python."""
+    if not QUIX_PYTHON.exists():
+        raise RuntimeError(
+            f"{QUIX_PYTHON} is missing: run `make bench`, which creates the Quix Streams "
+            "virtualenv (.venv-quix) from bench/quix-requirements.txt"
+        )
+    counters_file = bench.workdir / f"quix-counters-{uuid.uuid4().hex[:8]}.json"
+    proc = await asyncio.create_subprocess_exec(
+        str(QUIX_PYTHON),
+        str(QUIX_SCRIPT),
+        "--bootstrap",
+        bench.kafka.bootstrap,
+        "--topic",
+        topic,
+        "--events",
+        str(expected),
+        "--counters-out",
+        str(counters_file),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    seconds, peak, out, err = await _watch(proc)
+    lines = out.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"quix replay failed: {out}{err[-3000:]}")
+    rows = json.loads(counters_file.read_text())
+    counters = {(name, unit, label): value for name, unit, label, value in rows}
+    return QuixRun(seconds, peak, json.loads(lines[-1]), counters)
+
+
+async def service_counters(database: str) -> dict[tuple[str, str, str], int]:
+    """The non-zero counters the rebuild left in the metrics schema."""
+    conn = await asyncpg.connect(database)
+    try:
+        rows = await conn.fetch(
+            "SELECT name, unit, label, value FROM metrics.counters WHERE value <> 0"
+        )
+    finally:
+        await conn.close()
+    return {(r["name"], r["unit"], r["label"]): r["value"] for r in rows}
+
+
+def _differences(
+    service: dict[tuple[str, str, str], int], other: dict[tuple[str, str, str], int]
+) -> list[str]:
+    return [
+        f"{k}: service {service.get(k)}, quix {other.get(k)}"
+        for k in sorted(set(service) | set(other))
+        if service.get(k) != other.get(k)
+    ]
 
 
 async def run(bench: Bench, dossiers: int = 250_000) -> ReplayResult:
@@ -161,5 +246,26 @@ async def run(bench: Bench, dossiers: int = 250_000) -> ReplayResult:
     await ensure_topics(bench.kafka.bootstrap, Topics(prefix))
     await fill(bench, topic, events)
     floor_eps = await floor(bench, topic, len(events))
-    seconds, peak = await replay(bench, bench.database(), prefix)
-    return ReplayResult(len(events), len(events) / seconds, floor_eps, peak)
+    database = bench.database()
+    seconds, peak = await replay(bench, database, prefix)
+    quix_run = await quix(bench, topic, len(events))
+    # The comparison is only fair if both computed the same thing: every counter equal.
+    differences = _differences(await service_counters(database), quix_run.counters)
+    if differences:
+        raise RuntimeError(
+            f"Quix Streams and the service disagree on {len(differences)} counters: "
+            + "; ".join(differences[:10])
+        )
+    totals = quix_run.report["totals"]
+    if totals.get("received") != dossiers or totals.get("completed") != dossiers:
+        raise RuntimeError(f"Quix Streams totals make no sense for {dossiers} dossiers: {totals}")
+    return ReplayResult(
+        events=len(events),
+        replay_eps=len(events) / seconds,
+        floor_eps=floor_eps,
+        peak_rss_mib=peak,
+        quix_eps=len(events) / quix_run.seconds,
+        quix_peak_rss_mib=quix_run.peak_rss_mib,
+        quix_processing_eps=float(quix_run.report["events_per_s"]),
+        quix_guarantee=str(quix_run.report["guarantee"]),
+    )
