@@ -4,13 +4,13 @@ floor: asyncpg COPY of the same rows plus a plain aiokafka produce of the same e
 from __future__ import annotations
 
 import asyncio
+import json
 import random
-import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaProducer
 
 from bench.common import Bench
@@ -32,31 +32,88 @@ class IntakeResult:
         return self.per_second / self.floor_per_second
 
 
-async def _load(url: str, clients: int, seconds: float) -> tuple[list[float], int]:
+_WRK_SCRIPT = """
+local threads = {}
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  created, refused = 0, 0
+  reqs = {}
+  for k = 1, #bodies do
+    reqs[k] = wrk.format("POST", "/v1/dossiers",
+      {["Content-Type"] = "application/json", ["Authorization"] = auths[k]}, bodies[k])
+  end
+  -- Threads start at different bodies: the same body twice in a row is still a new dossier.
+  i = id * 997
+end
+function request()
+  i = i + 1
+  return reqs[(i % #reqs) + 1]
+end
+function response(status, headers, body)
+  if status == 201 then created = created + 1 else refused = refused + 1 end
+end
+function done(summary, latency, requests)
+  local c, r = 0, 0
+  for _, t in ipairs(threads) do c = c + t:get("created"); r = r + t:get("refused") end
+  local e = summary.errors
+  io.write(string.format(
+    'WRK {"created": %d, "refused": %d, "socket_errors": %d, "duration_us": %d, '
+    .. '"p50_us": %d, "p99_us": %d, "max_us": %d}\\n',
+    c, r, e.connect + e.read + e.write + e.timeout, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def _wrk_script(path: Path, count: int = 2000) -> None:
+    """A wrk Lua script cycling through `count` valid submissions of many units."""
     rng = random.Random(5)
-    bodies = [sample_submission(rng) for _ in range(2000)]
-    tokens = {unit: counter_token(unit) for unit, _ in bodies}
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    bodies, auths = [], []
+    for _ in range(count):
+        unit, body = sample_submission(rng)
+        bodies.append(json.dumps(body, ensure_ascii=False))
+        auths.append(counter_token(unit)["Authorization"])
+    # Long brackets: JSON never contains "]==]", so no escaping is needed.
+    lua_bodies = ",\n".join(f"[==[{b}]==]" for b in bodies)
+    lua_auths = ",\n".join(f'"{a}"' for a in auths)
+    path.write_text(
+        f"bodies = {{\n{lua_bodies}\n}}\nauths = {{\n{lua_auths}\n}}\n{_WRK_SCRIPT}",
+        encoding="utf-8",
+    )
 
-        async def worker(n: int) -> None:
-            nonlocal errors
-            i = n
-            while time.perf_counter() < deadline:
-                unit, body = bodies[i % len(bodies)]
-                i += clients
-                started = time.perf_counter()
-                response = await client.post("/v1/dossiers", json=body, headers=tokens[unit])
-                if response.status_code == 201:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    errors += 1
 
-        await asyncio.gather(*(worker(n) for n in range(clients)))
-    return latencies, errors
+async def _load(url: str, clients: int, seconds: float, workdir: Path) -> dict[str, int]:
+    """wrk (C, its own core) drives the load: a Python client would be the bottleneck."""
+    script = workdir / "intake.lua"
+    _wrk_script(script)
+    proc = await asyncio.create_subprocess_exec(
+        "wrk",
+        f"--connections={clients}",
+        "--threads=2",
+        f"--duration={seconds:.0f}s",
+        "--timeout=30s",
+        f"--script={script}",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out = (await proc.communicate())[0].decode()
+    line = next((x for x in out.splitlines() if x.startswith("WRK ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed: {out[-2000:]}")
+    result: dict[str, int] = json.loads(line[4:])
+    return result
+
+
+async def _stored(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM intake.dossiers"))
+    finally:
+        await conn.close()
 
 
 async def _floor(bench: Bench, rows: int) -> float:
@@ -84,19 +141,24 @@ async def _floor(bench: Bench, rows: int) -> float:
 
 
 async def run(bench: Bench, seconds: float = 20.0, clients: int = 64) -> IntakeResult:
-    service = ServiceProcess("intake", bench.env(bench.database(), "intake."), bench.workdir)
+    database = bench.database()
+    service = ServiceProcess("intake", bench.env(database, "intake."), bench.workdir)
     service.start()
     try:
-        latencies, errors = await _load(service.url, clients, seconds)
+        load = await _load(service.url, clients, seconds, bench.workdir)
     finally:
         service.stop()
-    latencies.sort()
-    floor = await _floor(bench, len(latencies))
+    # Every receipt wrk counted must be a stored dossier. wrk stops at the deadline without
+    # waiting for the requests in flight (at most one per connection), which are stored too.
+    created, stored = load["created"], await _stored(database)
+    if not created <= stored <= created + clients:
+        raise RuntimeError(f"wrk saw {created} receipts but {stored} dossiers are stored")
+    floor = await _floor(bench, created)
     return IntakeResult(
-        submissions=len(latencies),
-        per_second=len(latencies) / seconds,
-        p50_ms=statistics.median(latencies) * 1000,
-        p99_ms=latencies[int(len(latencies) * 0.99)] * 1000,
-        errors=errors,
+        submissions=created,
+        per_second=created / (load["duration_us"] / 1e6),
+        p50_ms=load["p50_us"] / 1000,
+        p99_ms=load["p99_us"] / 1000,
+        errors=load["refused"] + load["socket_errors"],
         floor_per_second=floor,
     )
