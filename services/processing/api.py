@@ -28,7 +28,7 @@ from shared.contract import (
     SupplementRequested,
     new_event_fields,
 )
-from shared.http import Problem
+from shared.http import Problem, reject_nul_characters
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -246,6 +246,7 @@ async def request_supplement(
     dossier_id: UUID, body: ReasonIn, officer: CurrentOfficer, processing: ProcessingDep
 ) -> DossierOut:
     """Ask the applicant for a supplement (mẫu 02); the wait is excluded from elapsed time."""
+    reject_nul_characters(body)
     return await _act(
         processing,
         officer,
@@ -259,6 +260,7 @@ async def resolve(
     dossier_id: UUID, body: ResolutionIn, officer: CurrentOfficer, processing: ProcessingDep
 ) -> DossierOut:
     """Approve (electronic or paper result) or refuse with a reason."""
+    reject_nul_characters(body)
     payload = ResolutionPayload(
         approved=body.approved, result_electronic=body.result_electronic, reason=body.reason
     )
@@ -272,6 +274,7 @@ async def stop(
     dossier_id: UUID, body: ReasonIn, officer: CurrentOfficer, processing: ProcessingDep
 ) -> DossierOut:
     """Stop processing (mẫu 05) with a reason."""
+    reject_nul_characters(body)
     return await _act(
         processing,
         officer,
@@ -293,6 +296,7 @@ async def issue_apology(
     dossier_id: UUID, body: ApologyIn, officer: CurrentOfficer, processing: ProcessingDep
 ) -> DossierOut:
     """The apology letter with a new appointment (mẫu 04), for an overdue dossier."""
+    reject_nul_characters(body)
     payload = ApologyPayload(new_appointment_at=body.new_appointment_at, reason=body.reason)
     return await _act(
         processing, officer, dossier_id, lambda f: ApologyIssued(**f, payload=payload)

@@ -180,6 +180,13 @@ async def test_officers_api_lists_filters_and_refuses_illegal_actions(
         )
         assert bad.status_code == 409
         assert bad.json()["detail"] == "a refusal needs a reason"
+        nul = await client.post(
+            f"/v1/dossiers/{target}/stop", json={"reason": "a\u0000b"}, headers=headers
+        )
+        assert nul.status_code == 422  # PostgreSQL text cannot hold U+0000: refused up front
+        assert nul.json()["errors"] == [
+            {"field": "reason", "reason": "must not contain the NUL character"}
+        ]
         ok = await client.post(f"/v1/dossiers/{target}/start", headers=headers)
         assert ok.json()["status_name"] == "processing"
         again = await client.post(f"/v1/dossiers/{target}/start", headers=headers)
