@@ -21,9 +21,10 @@ _Waiting = tuple[Reception, "asyncio.Future[StoredDossier | None]"]
 
 
 class ReceptionWriter:
-    def __init__(self, store: IntakeStore, *, max_batch: int = 500) -> None:
+    def __init__(self, store: IntakeStore, *, max_batch: int = 500, transactions: int = 2) -> None:
         self._store = store
         self._max_batch = max_batch
+        self._transactions = transactions
         self._waiting: list[_Waiting] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -51,14 +52,33 @@ class ReceptionWriter:
         return await future
 
     async def _run(self) -> None:
+        # Up to `transactions` batches are written at once: one can be waiting for its commit
+        # (the WAL flush) while the next is sent. Batches grow with the load meanwhile.
+        slots = asyncio.Semaphore(self._transactions)
+        writing: set[asyncio.Task[None]] = set()
+
+        async def write(batch: list[_Waiting]) -> None:
+            try:
+                await self._write(batch)
+            finally:
+                slots.release()
+
         while True:
-            # While a batch is being written the next one gathers: batches grow with the load.
             while self._waiting:
+                await slots.acquire()
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
-                await self._write(batch)
+                if not batch:  # taken while this loop waited for a slot
+                    slots.release()
+                    break
+                task = asyncio.create_task(write(batch))
+                writing.add(task)
+                task.add_done_callback(writing.discard)
             if self._stopping:
-                return
+                await asyncio.gather(*writing)
+                if not self._waiting:
+                    return
+                continue
             await self._wakeup.wait()
             self._wakeup.clear()
 
