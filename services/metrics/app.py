@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -18,7 +17,7 @@ from services.metrics.context import Metrics
 from services.metrics.exposition import AggregateCollector
 from services.metrics.handlers import StatusEventHandler
 from services.metrics.index import IndexConfig, league, parse_period
-from services.metrics.store import MetricsStore
+from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
 from shared.consumer import TRANSIENT_DB_ERRORS, subscribe_batches
 from shared.db import prepare
 from shared.http import health_router, install_problem_handlers, metrics_router
@@ -26,8 +25,6 @@ from shared.kafka import ensure_topics, make_broker
 from shared.logging import configure_logging, get_logger
 from shared.reference import load_reference
 
-SCHEMA = "metrics"
-MIGRATIONS = Path(__file__).parent / "migrations"
 log = get_logger(__name__)
 
 

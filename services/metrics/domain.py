@@ -54,7 +54,9 @@ DIGITIZED = "digitized"
 RATED = "rated"  # label: satisfied / unsatisfied
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each of these fields through object.__setattr__,
+# and one is built per event (half of the fold's time). Facts are never changed once built.
+@dataclass(slots=True)
 class DossierFacts:
     """What metrics needs to remember about one dossier (a row of metrics.dossiers)."""
 

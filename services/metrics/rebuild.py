@@ -15,10 +15,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import OffsetAndMetadata
 
-from services.metrics.app import MIGRATIONS, SCHEMA
 from services.metrics.config import MetricsSettings
 from services.metrics.handlers import StatusEventHandler
-from services.metrics.store import MetricsStore
+from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
 from shared.consumer import Record
 from shared.db import prepare
 from shared.kafka import partitions_of

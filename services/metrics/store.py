@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
 
@@ -15,6 +16,9 @@ from shared.contract import Channel, DossierOverdue, DossierStatus, DossierStatu
 from shared.db import Connection
 
 StatusEvent = DossierStatusChanged | DossierOverdue
+
+SCHEMA = "metrics"
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 _FIELDS = (
     "id",
