@@ -240,11 +240,14 @@ class BodyLimits:
 
 
 def metrics_router(
-    *registries: CollectorRegistry, before: Callable[[], Awaitable[None]] | None = None
+    *registries: CollectorRegistry,
+    before: Callable[[], Awaitable[None]] | None = None,
+    rendered: Callable[[], bytes] | None = None,
 ) -> APIRouter:
     """/metrics in the Prometheus text format (a route, not a mount: no redirect to /metrics/).
 
-    `before` runs at every scrape (the metrics service re-reads its exact totals there).
+    `before` runs at every scrape (the metrics service re-reads its exact totals there);
+    `rendered` returns families already in the text format, appended as they are.
     """
     router = APIRouter(tags=["metrics"])
     sources = registries or (REGISTRY,)
@@ -254,6 +257,8 @@ def metrics_router(
         if before is not None:
             await before()
         body = b"".join(generate_latest(r) for r in sources)
+        if rendered is not None:
+            body += rendered()
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from services.metrics import api
 from services.metrics.config import MetricsSettings
 from services.metrics.context import Metrics
-from services.metrics.exposition import AggregateCollector
+from services.metrics.exposition import AggregateCollector, IndexExposition
 from services.metrics.handlers import StatusEventHandler
 from services.metrics.index import IndexConfig, league, parse_period
 from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
@@ -28,7 +28,7 @@ from shared.reference import load_reference
 log = get_logger(__name__)
 
 
-async def refresh_index(metrics: Metrics, collector: AggregateCollector) -> None:
+async def refresh_index(metrics: Metrics, exposition: IndexExposition) -> None:
     """The index gauges: the year to date of the latest event, for units and provinces."""
     latest = await metrics.store.latest_event_at()
     if latest is None:
@@ -41,13 +41,13 @@ async def refresh_index(metrics: Metrics, collector: AggregateCollector) -> None
         for s in league(populations, metrics.index_config):
             rows.append((scope, s.code, "total", s.total))
             rows += [(scope, s.code, group, value) for group, value in s.groups.items()]
-    collector.index = rows
+    exposition.update(rows)
 
 
-async def _index_loop(metrics: Metrics, collector: AggregateCollector, every: float) -> None:
+async def _index_loop(metrics: Metrics, exposition: IndexExposition, every: float) -> None:
     while True:
         try:
-            await refresh_index(metrics, collector)
+            await refresh_index(metrics, exposition)
         except TRANSIENT_DB_ERRORS as exc:
             log.warning("index refresh: database unavailable", error=repr(exc))
         await asyncio.sleep(every)
@@ -58,6 +58,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     configure_logging("metrics", settings.log_level)
     broker = make_broker(settings.kafka_bootstrap, "motcua-metrics")
     collector = AggregateCollector()
+    index_exposition = IndexExposition()
     # The aggregates in a registry of their own, so they render first and apart from the
     # process's own figures (events applied, dead letters) in the default registry.
     registry = CollectorRegistry()
@@ -83,7 +84,9 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         )
         await ensure_topics(settings.kafka_bootstrap, settings.topics)
         await broker.start()
-        refreshing = asyncio.create_task(_index_loop(metrics, collector, settings.index_refresh_s))
+        refreshing = asyncio.create_task(
+            _index_loop(metrics, index_exposition, settings.index_refresh_s)
+        )
         log.info("metrics ready", group=settings.consumer_group, started=datetime.now().isoformat())
         try:
             yield
@@ -118,5 +121,9 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         metrics: Metrics = app.state.metrics
         collector.snapshot = await metrics.store.counters()
 
-    app.include_router(metrics_router(registry, REGISTRY, before=fresh_totals))
+    app.include_router(
+        metrics_router(
+            registry, REGISTRY, before=fresh_totals, rendered=lambda: index_exposition.text
+        )
+    )
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -68,7 +69,6 @@ _COUNTERS: dict[str, tuple[str, str, str | None]] = {
 class AggregateCollector(Collector):
     def __init__(self) -> None:
         self.snapshot: dict[CounterKey, int] = {}
-        self.index: list[tuple[str, str, str, float]] = []  # scope, code, group, score
 
     def collect(self) -> Iterator[Metric]:
         families = {
@@ -102,14 +102,39 @@ class AggregateCollector(Collector):
             histogram.add_metric(
                 [unit], [(b, counts.get(b, 0)) for b in bounds], sum_value=sums.get(unit, 0) / 1000
             )
+        yield from families.values()
+        yield open_now
+        yield histogram
+
+
+class IndexExposition:
+    """The index gauges, rendered once per index refresh rather than at every scrape.
+
+    They are most of the page (every unit and province times every group: thousands of series)
+    but change only when the index is recomputed; rendering them per scrape took ~60 ms of the
+    event loop the consumers share.
+    """
+
+    def __init__(self) -> None:
+        self.text = b""
+
+    def update(self, rows: list[tuple[str, str, str, float]]) -> None:
+        """Rows of (scope, code, group, score)."""
         index = GaugeMetricFamily(
             "motcua_service_index_score",
             "Real-time service-quality index (Decision 766 style) for the current year to date",
             labels=["scope", "code", "group"],
         )
-        for scope, code, group, score in self.index:
+        for scope, code, group, score in rows:
             index.add_metric([scope, code, group], score)
-        yield from families.values()
-        yield open_now
-        yield histogram
-        yield index
+        registry = CollectorRegistry()
+        registry.register(_Fixed(index))
+        self.text = generate_latest(registry)
+
+
+class _Fixed(Collector):
+    def __init__(self, family: Metric) -> None:
+        self._family = family
+
+    def collect(self) -> Iterator[Metric]:
+        yield self._family

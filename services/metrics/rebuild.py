@@ -132,6 +132,8 @@ async def rebuild(settings: MetricsSettings, *, show_progress: bool = True) -> R
                 *(_replay(settings, handler, share, ends, progress) for share in shares if share)
             )
         )
+        # Assigned only now: an assigned consumer prefetches, and this one must not read.
+        group.assign(partitions)
         await group.commit({tp: OffsetAndMetadata(ends[tp], "") for tp in partitions})
         if progress is not None:
             progress.finish()
