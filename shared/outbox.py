@@ -44,16 +44,26 @@ async def enqueue(conn: Connection, messages: Sequence[OutboxMessage]) -> None:
     """Write events in the caller's transaction; the trigger on `outbox` wakes the relay."""
     if not messages:
         return
-    # One statement whatever the count (one trigger run, one plan); ORDINALITY keeps the ids,
-    # hence the publishing order, in the caller's order.
-    await conn.execute(
+    await conn.execute(insert_sql(1), *columns(messages))
+
+
+def insert_sql(first: int) -> str:
+    """The statement that writes messages given as three array parameters from `$first` on, to
+    run alone or inside a caller's statement (a data-modifying WITH saves a round trip).
+
+    One statement whatever the count (one trigger run, one plan); ORDINALITY keeps the ids, hence
+    the publishing order, in the caller's order.
+    """
+    return (
         "INSERT INTO outbox (topic, key, value) SELECT t, k, v "
-        "FROM unnest($1::text[], $2::bytea[], $3::bytea[]) WITH ORDINALITY AS m(t, k, v, i) "
-        "ORDER BY i",
-        [m.topic for m in messages],
-        [m.key for m in messages],
-        [m.value for m in messages],
+        f"FROM unnest(${first}::text[], ${first + 1}::bytea[], ${first + 2}::bytea[]) "
+        "WITH ORDINALITY AS m(t, k, v, i) ORDER BY i"
     )
+
+
+def columns(messages: Sequence[OutboxMessage]) -> tuple[list[str], list[bytes], list[bytes]]:
+    """The parameters of insert_sql, in order."""
+    return [m.topic for m in messages], [m.key for m in messages], [m.value for m in messages]
 
 
 def _leader_key(schema: str) -> int:

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
+from shared import outbox
 from shared.db import Connection
 from shared.outbox import OutboxMessage, enqueue
 
@@ -179,7 +180,11 @@ class IntakeStore:
             codes[i] = r.make_code(sequence)
 
         batch = [receptions[i] for i in winners]
+        messages = [m for i in winners for m in receptions[i].make_messages(codes[i])]
+        # Dossiers and their events in one statement (the outbox insert as a data-modifying
+        # WITH): one round trip fewer per batch, and round trips are what a busy loop makes slow.
         stored = await conn.fetch(
+            f"WITH events AS ({outbox.insert_sql(17)}) "
             "INSERT INTO dossiers (id, code, receiving_unit, competent_unit, procedure_code, "
             "channel, applicant_kind, applicant_ref, applicant_name, received_at, "
             "appointment_at, components, idempotency_key, request_hash, status, refusal_reason) "
@@ -204,11 +209,12 @@ class IntakeStore:
             [r.request_hash for r in batch],
             [r.status for r in batch],
             [r.refusal_reason for r in batch],
+            *outbox.columns(messages),
         )
         if len(stored) < len(batch):
+            # Rolls back the events written by the same statement too.
             raise _KeyTakenMeanwhile
         by_id = {row["id"]: _row(row) for row in stored}
-        await enqueue(conn, [m for i in winners for m in receptions[i].make_messages(codes[i])])
         out: list[StoredDossier | None] = [None] * len(receptions)
         for i in winners:
             out[i] = by_id[receptions[i].dossier_id]
