@@ -127,6 +127,8 @@ class ReplayResult:
     quix_peak_rss_mib: float
     quix_processing_eps: float  # Quix's own figure: first event to last counter update
     quix_guarantee: str
+    small_events: int  # the same replay at a tenth of the volume ...
+    small_peak_rss_mib: float  # ... and its peak memory: flat, not proportional
 
     @property
     def share_of_floor(self) -> float:
@@ -237,14 +239,25 @@ def _differences(
     ]
 
 
-async def run(bench: Bench, dossiers: int = 250_000) -> ReplayResult:
+async def _filled(bench: Bench, dossiers: int) -> tuple[str, str, int]:
+    """A topic of `dossiers` × 4 status events: its prefix, its name, its event count."""
+    from shared.kafka import ensure_topics
+
     prefix = f"replay{dossiers}."
     topic = Topics(prefix).status_events
     events = status_events(dossiers)
-    from shared.kafka import ensure_topics
-
     await ensure_topics(bench.kafka.bootstrap, Topics(prefix))
     await fill(bench, topic, events)
+    return prefix, topic, len(events)
+
+
+async def run(bench: Bench, dossiers: int = 250_000) -> ReplayResult:
+    # Memory must not grow with the number of dossiers: the same replay at a tenth of the volume
+    # first, to compare peaks.
+    small_prefix, _, small_events = await _filled(bench, dossiers // 10)
+    _, small_peak = await replay(bench, bench.database(), small_prefix)
+    prefix, topic, count = await _filled(bench, dossiers)
+    events = range(count)
     floor_eps = await floor(bench, topic, len(events))
     database = bench.database()
     seconds, peak = await replay(bench, database, prefix)
@@ -268,4 +281,6 @@ async def run(bench: Bench, dossiers: int = 250_000) -> ReplayResult:
         quix_peak_rss_mib=quix_run.peak_rss_mib,
         quix_processing_eps=float(quix_run.report["events_per_s"]),
         quix_guarantee=str(quix_run.report["guarantee"]),
+        small_events=small_events,
+        small_peak_rss_mib=small_peak,
     )

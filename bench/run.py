@@ -37,7 +37,7 @@ async def main(quick: bool) -> None:
 Written by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, in {time.perf_counter() - started:.0f} s.
 Machine: {machine()}; Kafka, PostgreSQL and the load generator run on the same machine. These
 machines are shared and noisy: read the ratios against the baseline of the same run, not the
-absolute figures.
+absolute figures. Where the time goes in each service: [performance.md](performance.md).
 
 ## Intake: durable submissions over HTTP (64 concurrent clients, one intake process)
 
@@ -91,7 +91,7 @@ Target (issue): p99 ≤ 2 s at 200 dossiers/s.
 | replay | {replay.replay_eps:,.0f} events/s |
 | floor: plain aiokafka consume + `json.loads` | {replay.floor_eps:,.0f} events/s |
 | replay ÷ floor | {replay.share_of_floor:.1%} |
-| peak resident memory of the replaying process | {replay.peak_rss_mib:.0f} MiB |
+| peak resident memory of the replaying process | {replay.peak_rss_mib:.0f} MiB ({replay.small_peak_rss_mib:.0f} MiB replaying {replay.small_events:,} events: flat in the volume) |
 | the same aggregation on Quix Streams ({replay.quix_guarantee}), whole process | {replay.quix_eps:,.0f} events/s ({replay.quix_processing_eps:,.0f} events/s first event to last update) |
 | Quix Streams peak resident memory | {replay.quix_peak_rss_mib:.0f} MiB |
 | replay ÷ Quix Streams | {replay.replay_over_quix:.1f}× |
