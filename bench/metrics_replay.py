@@ -129,6 +129,12 @@ class ReplayResult:
     quix_guarantee: str
     small_events: int  # the same replay at a tenth of the volume ...
     small_peak_rss_mib: float  # ... and its peak memory: flat, not proportional
+    naive_events: int
+    naive_eps: float  # per-message FastStream handler, one transaction and commit per event
+
+    @property
+    def replay_over_naive(self) -> float:
+        return self.replay_eps / self.naive_eps
 
     @property
     def share_of_floor(self) -> float:
@@ -175,6 +181,36 @@ async def replay(bench: Bench, database: str, prefix: str) -> tuple[float, float
     if proc.returncode != 0 or "rebuilt from" not in out:
         raise RuntimeError(f"rebuild failed: {out}{err[-3000:]}")
     return seconds, peak
+
+
+async def naive(bench: Bench, dossiers: int) -> tuple[int, float]:
+    """Events and events/s of bench/naive_metrics.py (per-event transaction and commit)."""
+    prefix, _, count = await _filled(bench, dossiers)
+    database = bench.database()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.naive_metrics",
+        env={**os.environ, **bench.env(database, prefix)},
+        cwd=REPO,
+    )
+    try:
+        started = time.perf_counter()
+        while True:
+            with contextlib.suppress(asyncpg.UndefinedTableError, OSError):
+                conn = await asyncpg.connect(database)
+                try:
+                    seen = await conn.fetchval("SELECT count(*) FROM metrics.processed_events")
+                finally:
+                    await conn.close()
+                if seen >= count:
+                    return count, count / (time.perf_counter() - started)
+            if proc.returncode is not None or time.perf_counter() - started > 600:
+                raise RuntimeError("the naive metrics consumer did not finish")
+            await asyncio.sleep(0.2)
+    finally:
+        proc.terminate()
+        await proc.wait()
 
 
 @dataclass(frozen=True)
@@ -251,7 +287,7 @@ async def _filled(bench: Bench, dossiers: int) -> tuple[str, str, int]:
     return prefix, topic, len(events)
 
 
-async def run(bench: Bench, dossiers: int = 250_000) -> ReplayResult:
+async def run(bench: Bench, dossiers: int = 250_000, naive_dossiers: int = 1_000) -> ReplayResult:
     # Memory must not grow with the number of dossiers: the same replay at a tenth of the volume
     # first, to compare peaks.
     small_prefix, _, small_events = await _filled(bench, dossiers // 10)
@@ -262,6 +298,7 @@ async def run(bench: Bench, dossiers: int = 250_000) -> ReplayResult:
     database = bench.database()
     seconds, peak = await replay(bench, database, prefix)
     quix_run = await quix(bench, topic, len(events))
+    naive_events, naive_eps = await naive(bench, naive_dossiers)
     # The comparison is only fair if both computed the same thing: every counter equal.
     differences = _differences(await service_counters(database), quix_run.counters)
     if differences:
@@ -283,4 +320,6 @@ async def run(bench: Bench, dossiers: int = 250_000) -> ReplayResult:
         quix_guarantee=str(quix_run.report["guarantee"]),
         small_events=small_events,
         small_peak_rss_mib=small_peak,
+        naive_events=naive_events,
+        naive_eps=naive_eps,
     )
