@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import motcua_local
+from faststream.kafka import KafkaBroker
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,15 @@ async def wait_until(check: Callable[[], Awaitable[bool]], within: float, what: 
             raise TimeoutError(f"{what} not reached within {within}s")
         await asyncio.sleep(0.1)
     return time.perf_counter() - started
+
+
+async def consume_until_stopped(broker: KafkaBroker) -> None:
+    """Run a naive baseline's subscribers until the benchmark terminates the process."""
+    await broker.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await broker.stop()
 
 
 def machine() -> str:

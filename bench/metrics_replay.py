@@ -293,11 +293,10 @@ async def run(bench: Bench, dossiers: int = 250_000, naive_dossiers: int = 1_000
     small_prefix, _, small_events = await _filled(bench, dossiers // 10)
     _, small_peak = await replay(bench, bench.database(), small_prefix)
     prefix, topic, count = await _filled(bench, dossiers)
-    events = range(count)
-    floor_eps = await floor(bench, topic, len(events))
+    floor_eps = await floor(bench, topic, count)
     database = bench.database()
     seconds, peak = await replay(bench, database, prefix)
-    quix_run = await quix(bench, topic, len(events))
+    quix_run = await quix(bench, topic, count)
     naive_events, naive_eps = await naive(bench, naive_dossiers)
     # The comparison is only fair if both computed the same thing: every counter equal.
     differences = _differences(await service_counters(database), quix_run.counters)
@@ -310,11 +309,11 @@ async def run(bench: Bench, dossiers: int = 250_000, naive_dossiers: int = 1_000
     if totals.get("received") != dossiers or totals.get("completed") != dossiers:
         raise RuntimeError(f"Quix Streams totals make no sense for {dossiers} dossiers: {totals}")
     return ReplayResult(
-        events=len(events),
-        replay_eps=len(events) / seconds,
+        events=count,
+        replay_eps=count / seconds,
         floor_eps=floor_eps,
         peak_rss_mib=peak,
-        quix_eps=len(events) / quix_run.seconds,
+        quix_eps=count / quix_run.seconds,
         quix_peak_rss_mib=quix_run.peak_rss_mib,
         quix_processing_eps=float(quix_run.report["events_per_s"]),
         quix_guarantee=str(quix_run.report["guarantee"]),

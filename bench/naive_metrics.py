@@ -13,6 +13,7 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 
+from bench.common import consume_until_stopped
 from services.metrics.config import MetricsSettings
 from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
 from shared.contract import decode_status_event
@@ -37,11 +38,7 @@ async def main() -> None:
         # `body` is FastStream's decoded JSON; the raw bytes go through our own contract.
         await store.apply([decode_status_event(message.body)])
 
-    await broker.start()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await broker.stop()
+    await consume_until_stopped(broker)
 
 
 if __name__ == "__main__":

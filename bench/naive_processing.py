@@ -12,6 +12,7 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 
+from bench.common import consume_until_stopped
 from services.processing.app import MIGRATIONS, SCHEMA
 from services.processing.config import ProcessingSettings
 from services.processing.store import ProcessingStore
@@ -41,11 +42,7 @@ async def main() -> None:
         async with store.batch() as tx:
             await apply_events(tx, [event], calendar, settings.topics)
 
-    await broker.start()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await broker.stop()
+    await consume_until_stopped(broker)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from services.intake import domain as reception
 from services.intake.app import MIGRATIONS, SCHEMA
 from services.intake.config import IntakeSettings
-from services.intake.store import IntakeStore, LostRace
+from services.intake.store import IntakeStore, LostRace, Reception
 from services.processing import domain as processing
 from shared.calendar import WorkingCalendar
 from shared.contract import (
@@ -225,24 +225,26 @@ async def _store(store: IntakeStore, planned: Planned, topics: Topics) -> bool:
     day = reception.reception_day(line.received_at)
     try:
         await store.receive(
-            dossier_id=planned.dossier_id,
-            receiving_unit=line.unit,
-            competent_unit=planned.competent_unit,
-            procedure_code=line.procedure_code,
-            channel=line.channel.value,
-            applicant_kind=line.applicant.kind.value,
-            applicant_ref=planned.received.payload.applicant_ref,
-            applicant_name=line.applicant.name,
-            received_at=line.received_at,
-            appointment_at=planned.appointment_at,
-            status=int(DossierStatus.RECEIVED),
-            refusal_reason=None,
-            components=[c.model_dump() for c in line.components],
-            idempotency_key=f"import:{planned.dossier_id}",
-            request_hash=planned.request_hash,
-            day=day,
-            make_code=lambda seq: line.code or reception.dossier_code(line.unit, day, seq),
-            make_messages=messages,
+            Reception(
+                dossier_id=planned.dossier_id,
+                receiving_unit=line.unit,
+                competent_unit=planned.competent_unit,
+                procedure_code=line.procedure_code,
+                channel=line.channel.value,
+                applicant_kind=line.applicant.kind.value,
+                applicant_ref=planned.received.payload.applicant_ref,
+                applicant_name=line.applicant.name,
+                received_at=line.received_at,
+                appointment_at=planned.appointment_at,
+                status=int(DossierStatus.RECEIVED),
+                refusal_reason=None,
+                components=[c.model_dump() for c in line.components],
+                idempotency_key=f"import:{planned.dossier_id}",
+                request_hash=planned.request_hash,
+                day=day,
+                make_code=lambda seq: line.code or reception.dossier_code(line.unit, day, seq),
+                make_messages=messages,
+            )
         )
     except LostRace:
         return False

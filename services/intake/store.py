@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -105,12 +104,12 @@ class IntakeStore:
         )
         return None if record is None else _row(record)
 
-    async def receive(self, **fields: Any) -> StoredDossier:
-        """Store one reception (the fields of Reception) in its own transaction.
+    async def receive(self, reception: Reception) -> StoredDossier:
+        """Store one reception in its own transaction.
 
         Raises LostRace when a concurrent request with the same idempotency key stored first.
         """
-        (stored,) = await self.receive_batch([Reception(**fields)])
+        (stored,) = await self.receive_batch([reception])
         if stored is None:
             raise LostRace
         return stored

@@ -2,7 +2,7 @@
 
 Each submission used to be its own transaction (five round trips and a commit) holding its
 unit's daily-sequence row until the commit, so concurrent counters of one unit queued behind each
-other. Here a single writer takes every reception waiting, stores them in one transaction and
+other. Here a writer takes every reception waiting, stores them in one transaction and
 answers each request when that transaction is durable: the same guarantee (a receipt is only
 given for a committed dossier and its event), a few round trips per batch instead of per dossier.
 """
@@ -66,11 +66,9 @@ class ReceptionWriter:
         while True:
             while self._waiting:
                 await slots.acquire()
+                # Only this loop takes from the queue, so it still holds what it held.
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
-                if not batch:  # taken while this loop waited for a slot
-                    slots.release()
-                    break
                 task = asyncio.create_task(write(batch))
                 writing.add(task)
                 task.add_done_callback(writing.discard)
