@@ -41,17 +41,24 @@ def lifecycles(n: int, seed: int) -> list[DossierEvent]:
     return [events[step] for step in range(3) for events in per_dossier]
 
 
-async def quiescent(isolated: Isolated) -> bool:
-    """Every status event processing wrote has been counted by metrics."""
+async def quiescent(isolated: Isolated, produced: int) -> bool:
+    """Processing applied all `produced` dossier events and metrics counted every status event
+    it wrote. (Without the first half, an idle moment before processing catches up, even before
+    it applies anything, would pass for the end.)"""
     conn = await asyncpg.connect(isolated.database_url)
     try:
         row = await conn.fetchrow(
-            "SELECT (SELECT count(*) FROM processing.timeline) AS written, "
+            "SELECT (SELECT count(*) FROM processing.processed_events) AS applied, "
+            "(SELECT count(*) FROM processing.timeline) AS written, "
             "(SELECT count(*) FROM processing.outbox) AS unpublished, "
             "(SELECT count(*) FROM metrics.processed_events) AS counted"
         )
         assert row is not None
-        return bool(row["unpublished"] == 0 and row["written"] == row["counted"])
+        return bool(
+            row["applied"] == produced
+            and row["unpublished"] == 0
+            and row["written"] == row["counted"]
+        )
     finally:
         await conn.close()
 
@@ -115,7 +122,7 @@ async def test_prometheus_computes_the_database_rates_across_two_replicas(
         Topics(isolated.topic_prefix).dossier_events,
         lifecycles(400, seed=3),
     )
-    await eventually(lambda: quiescent(isolated), within=90, what="metrics caught up")
+    await eventually(lambda: quiescent(isolated, 1200), within=90, what="metrics caught up")
     prometheus = motcua_local.Prometheus(services.log_dir / "prometheus", motcua_local.free_port())
     prometheus.start([r.url.removeprefix("http://") for r in replicas])
     try:
@@ -153,7 +160,7 @@ async def test_restart_duplicates_and_rebuild_give_identical_totals(
     metrics.kill()  # kill -9 while status events keep coming
     await produce(bootstrap, topics.dossier_events, events[900:])
     metrics.start()
-    await eventually(lambda: quiescent(isolated), within=90, what="metrics caught up")
+    await eventually(lambda: quiescent(isolated, 1800), within=90, what="metrics caught up")
     reference = await counters(isolated)
     exposed = await aggregates(metrics.url)
     index = await index_table(metrics.url)
