@@ -29,7 +29,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from services.intake import domain as reception
 from services.intake.app import MIGRATIONS, SCHEMA
 from services.intake.config import IntakeSettings
-from services.intake.store import IntakeStore, LostRace, Reception
+from services.intake.store import CODE_PLACEHOLDER, CodedEvent, IntakeStore, LostRace, Reception
 from services.processing import domain as processing
 from shared.calendar import WorkingCalendar
 from shared.contract import (
@@ -213,15 +213,12 @@ async def _store(store: IntakeStore, planned: Planned, topics: Topics) -> bool:
     """Write one dossier and its whole timeline; False if it was imported before."""
     line = planned.line
 
-    def messages(code: str) -> list[OutboxMessage]:
-        payload = planned.received.payload.model_copy(update={"dossier_code": code})
-        received = planned.received.model_copy(update={"payload": payload})
-        key = dossier_key(planned.dossier_id)
-        return [
-            OutboxMessage(topics.dossier_events, key, encode(e))
-            for e in (received, *planned.events)
-        ]
-
+    # The received event carries the code: the original one, or the placeholder the store
+    # replaces with the code it issues.
+    code = line.code or CODE_PLACEHOLDER
+    payload = planned.received.payload.model_copy(update={"dossier_code": code})
+    received = planned.received.model_copy(update={"payload": payload})
+    key = dossier_key(planned.dossier_id)
     day = reception.reception_day(line.received_at)
     try:
         await store.receive(
@@ -242,8 +239,12 @@ async def _store(store: IntakeStore, planned: Planned, topics: Topics) -> bool:
                 idempotency_key=f"import:{planned.dossier_id}",
                 request_hash=planned.request_hash,
                 day=day,
-                make_code=lambda seq: line.code or reception.dossier_code(line.unit, day, seq),
-                make_messages=messages,
+                code_prefix=reception.dossier_code_prefix(line.unit, day),
+                given_code=line.code,
+                events=[
+                    CodedEvent.of(OutboxMessage(topics.dossier_events, key, encode(e)))
+                    for e in (received, *planned.events)
+                ],
             )
         )
     except LostRace:

@@ -35,6 +35,10 @@ class WorkingCalendar:
 
     days_off: frozenset[date] = field(default_factory=frozenset)
     extra_workdays: frozenset[date] = field(default_factory=frozenset)
+    # (day, n) -> the n-th working day after it: counters ask the same few questions all day.
+    _nth_after: dict[tuple[date, int], date] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def vietnam(cls, years: Iterable[int], override: Path | None = None) -> WorkingCalendar:
@@ -103,12 +107,31 @@ class WorkingCalendar:
             a = segment_end
         return total
 
+    def nth_working_day_after(self, day: date, n: int) -> date:
+        """The n-th working day after `day` (`day` itself for n = 0)."""
+        key = (day, n)
+        found = self._nth_after.get(key)
+        if found is None:
+            if len(self._nth_after) > 100_000:  # years of days × procedures' durations
+                self._nth_after.clear()
+            found = day
+            for _ in range(n):
+                found = self.next_working_day(found)
+            self._nth_after[key] = found
+        return found
+
     def appointment(
         self, received_at: datetime, working_days: int, *, has_cutoff: bool
     ) -> datetime:
         """The appointment (ngày hẹn trả): N × 24 h of working clock after the start."""
-        return self.advance(
-            self.start_of_clock(received_at, has_cutoff=has_cutoff), working_days * DAY
+        start = self.start_of_clock(received_at, has_cutoff=has_cutoff)
+        if start.time() == time(0):
+            return self.advance(start, working_days * DAY)
+        # The clock starts on a working day, inside it: N whole working days later it reads the
+        # same time of day, on the N-th working day after (what `advance` computes day by day,
+        # and what a submission asks for at every request).
+        return datetime.combine(
+            self.nth_working_day_after(start.date(), working_days), start.time(), LOCAL_TZ
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import re
@@ -132,4 +131,4 @@ def tax_code_problem(value: str) -> str | None:
 
 def keyed_hash(value: str, key: bytes) -> str:
     """A stable pseudonym for personal data (HMAC-SHA256): linking without the clear value."""
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, value.encode(), "sha256").hex()  # one-shot: no HMAC object

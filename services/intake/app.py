@@ -21,7 +21,13 @@ from services.intake.writer import ReceptionWriter
 from shared.calendar import WorkingCalendar
 from shared.consumer import subscribe_batches
 from shared.db import prepare
-from shared.http import BodyLimits, health_router, install_problem_handlers, metrics_router
+from shared.http import (
+    NO_OPENTELEMETRY,
+    BodyLimits,
+    health_router,
+    install_problem_handlers,
+    metrics_router,
+)
 from shared.kafka import ensure_topics, make_broker, start_when_available, stop_consuming
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
@@ -107,6 +113,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         title="motcua intake",
         version="1",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
         description="The one-stop counters' API: receive dossiers, issue receipts and "
         "appointments, record what happens at the counter.",
     )
@@ -119,11 +126,13 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     async def kafka_ok() -> bool:
         return await broker.ping(timeout=2.0)
 
+    # First: the counters' routes are matched before the probes, and the direct path of the
+    # reception routes sits inside BodyLimits (middleware added later wraps it).
+    api.install(app)
     # Kafka is reported but does not gate readiness: intake must keep accepting while it is down.
     app.include_router(
         health_router({"database": db_ok, "kafka": kafka_ok}, informational=frozenset({"kafka"}))
     )
-    app.include_router(api.router)
     app.include_router(metrics_router())
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes)
     return app

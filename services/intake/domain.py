@@ -114,9 +114,39 @@ def _component_errors(submission: SubmissionIn, procedure: Procedure) -> list[Fi
     return errors
 
 
+def received_payload(
+    submission: SubmissionIn,
+    admission: Admission,
+    *,
+    code: str,
+    applicant_ref: str,
+    received_at: datetime,
+    appointment_at: datetime,
+) -> dict[str, object]:
+    """The DossierReceived payload (`shared.contract.encode_dossier_received` writes it)."""
+    return {
+        "dossier_code": code,
+        "procedure_code": admission.procedure.code,
+        "channel": submission.channel,
+        "applicant_kind": submission.applicant.kind,
+        "applicant_ref": applicant_ref,
+        "received_at": received_at,
+        "appointment_at": appointment_at,
+        "processing_days": admission.procedure.processing_days,
+        "components": [c.model_dump() for c in submission.components],
+        "result_is_paper": admission.procedure.result_is_paper,
+    }
+
+
+def dossier_code_prefix(unit_code: str, day: date) -> str:
+    # Not strftime: this runs at every submission, and strftime costs ten times as much.
+    return f"{unit_code}-{day.year % 100:02d}{day.month:02d}{day.day:02d}-"
+
+
 def dossier_code(unit_code: str, day: date, sequence: int) -> str:
-    """`{unit code}-{yymmdd}-{4-digit daily sequence}`, e.g. H15.50.05.13-261008-0975."""
-    return f"{unit_code}-{day:%y%m%d}-{sequence:04d}"
+    """`{unit code}-{yymmdd}-{4-digit daily sequence}`, e.g. H15.50.05.13-261008-0975 (more digits
+    past 9999 rather than a clash). The store numbers dossiers in SQL to this same rule."""
+    return f"{dossier_code_prefix(unit_code, day)}{sequence:04d}"
 
 
 def reception_day(received_at: datetime) -> date:

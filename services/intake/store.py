@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
 
 import asyncpg
+import orjson
 
-from shared import outbox
-from shared.db import Connection
 from shared.outbox import OutboxMessage, enqueue
 
 
@@ -32,10 +30,35 @@ class StoredDossier:
     request_hash: str | None
 
 
+# The dossier code is known only inside the statement that stores the dossier (it numbers it),
+# yet the reception event carries it: the event is encoded around this placeholder and the
+# statement splices the code in. NUL never reaches here from a client (refused with a 422), so
+# the placeholder cannot collide with anything a counter sent.
+CODE_PLACEHOLDER = "\x00dossier-code\x00"
+_PLACEHOLDER_JSON = json.dumps(CODE_PLACEHOLDER)[1:-1].encode()
+
+
+@dataclass(frozen=True, slots=True)
+class CodedEvent:
+    """An event to write with its dossier: `before + code + after` where the value held the
+    placeholder, `before` alone (after is None) where it did not."""
+
+    topic: str
+    key: bytes
+    before: bytes
+    after: bytes | None
+
+    @classmethod
+    def of(cls, message: OutboxMessage) -> CodedEvent:
+        before, found, after = message.value.partition(_PLACEHOLDER_JSON)
+        if _PLACEHOLDER_JSON in after:
+            raise ValueError("an event holds the dossier code placeholder more than once")
+        return cls(message.topic, message.key, before, after if found else None)
+
+
 @dataclass(frozen=True, slots=True)
 class Reception:
-    """One dossier to store at reception; the callbacks keep the code format and the event's
-    content in the pure domain (the code is known only once the sequence is advanced)."""
+    """One dossier to store at reception, with its events (encoded around CODE_PLACEHOLDER)."""
 
     dossier_id: UUID
     receiving_unit: str
@@ -53,12 +76,11 @@ class Reception:
     idempotency_key: str | None
     request_hash: str | None
     day: date
-    make_code: Callable[[int], str]
-    make_messages: Callable[[str], list[OutboxMessage]]
-
-
-class _KeyTakenMeanwhile(Exception):
-    """An idempotency key was committed by another transaction after this one looked."""
+    # The code is `code_prefix` + the day's next sequence number, at least 4 digits (the domain's
+    # `dossier_code`, computed by the database); an imported dossier keeps its `given_code`.
+    code_prefix: str
+    events: list[CodedEvent]
+    given_code: str | None = None
 
 
 class AlreadyRated(Exception):
@@ -73,6 +95,68 @@ _COLUMNS = (
     "id, code, receiving_unit, competent_unit, procedure_code, channel, received_at, "
     "appointment_at, status, rated, refusal_reason, request_hash"
 )
+_IDEMPOTENCY_CONSTRAINT = "dossiers_receiving_unit_idempotency_key_key"
+
+# A whole batch of receptions in one statement, so one round trip and no explicit transaction
+# (a statement is atomic): the receptions whose idempotency key is not taken, the day's codes
+# (one `daily_sequences` row per unit and day, locked in sorted order so replicas never
+# deadlock, advanced by the number of codes handed out: gap-free), the dossiers and their
+# events. Each round trip waits for a turn of the busy event loop: four per batch (BEGIN,
+# sequences, insert, COMMIT) made the batch, hence every receipt, several times slower.
+_RECEIVE = f"""
+WITH input AS (
+    SELECT * FROM unnest(
+        $1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+        $8::text[], $9::timestamptz[], $10::timestamptz[], $11::jsonb[], $12::text[],
+        $13::text[], $14::smallint[], $15::text[], $16::date[], $17::text[], $18::text[]
+    ) WITH ORDINALITY AS i(
+        id, receiving_unit, competent_unit, procedure_code, channel, applicant_kind,
+        applicant_ref, applicant_name, received_at, appointment_at, components,
+        idempotency_key, request_hash, status, refusal_reason, day, code_prefix, given_code, ord
+    )
+),
+fresh AS (
+    SELECT * FROM input i
+    WHERE i.idempotency_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM dossiers d
+        WHERE d.receiving_unit = i.receiving_unit AND d.idempotency_key = i.idempotency_key
+    )
+),
+sequences AS (
+    INSERT INTO daily_sequences AS s (unit, day, last)
+    SELECT receiving_unit, day, count(*) FROM fresh
+    GROUP BY receiving_unit, day ORDER BY receiving_unit, day
+    ON CONFLICT (unit, day) DO UPDATE SET last = s.last + EXCLUDED.last
+    RETURNING unit, day, last
+),
+numbered AS (
+    SELECT f.*, coalesce(
+        f.given_code, f.code_prefix || lpad(f.n::text, greatest(4, length(f.n::text)), '0')
+    ) AS code
+    FROM (
+        SELECT f.*, s.last - count(*) OVER w + row_number() OVER (w ORDER BY f.ord) AS n
+        FROM fresh f JOIN sequences s ON s.unit = f.receiving_unit AND s.day = f.day
+        WINDOW w AS (PARTITION BY f.receiving_unit, f.day)
+    ) f
+),
+events AS (
+    INSERT INTO outbox (topic, key, value)
+    SELECT e.topic, e.key, CASE WHEN e.after IS NULL THEN e.before
+        ELSE e.before || convert_to(n.code, 'UTF8') || e.after END
+    FROM unnest($19::int[], $20::text[], $21::bytea[], $22::bytea[], $23::bytea[])
+        WITH ORDINALITY AS e(reception, topic, key, before, after, ord)
+    JOIN numbered n ON n.ord = e.reception
+    ORDER BY e.ord
+)
+INSERT INTO dossiers (id, code, receiving_unit, competent_unit, procedure_code, channel,
+    applicant_kind, applicant_ref, applicant_name, received_at, appointment_at, components,
+    idempotency_key, request_hash, status, refusal_reason)
+SELECT id, code, receiving_unit, competent_unit, procedure_code, channel, applicant_kind,
+    applicant_ref, applicant_name, received_at, appointment_at, components, idempotency_key,
+    request_hash, status, refusal_reason
+FROM numbered ORDER BY ord
+RETURNING {_COLUMNS}
+"""
 
 
 def _row(record: asyncpg.Record) -> StoredDossier:
@@ -105,7 +189,7 @@ class IntakeStore:
         return None if record is None else _row(record)
 
     async def receive(self, reception: Reception) -> StoredDossier:
-        """Store one reception in its own transaction.
+        """Store one reception.
 
         Raises LostRace when a concurrent request with the same idempotency key stored first.
         """
@@ -115,109 +199,57 @@ class IntakeStore:
         return stored
 
     async def receive_batch(self, receptions: Sequence[Reception]) -> list[StoredDossier | None]:
-        """Issue the day's next codes, store the dossiers and their events in one transaction.
+        """Issue the day's next codes, store the dossiers and their events, all or nothing.
 
         The result is in the order given; None where the idempotency key was already taken (by
         an earlier dossier or an earlier reception of this batch): nothing is stored for it and
         it uses no code, so codes stay gap-free.
         """
+        seen: set[tuple[str, str]] = set()
+        batch: list[Reception] = []
+        for r in receptions:
+            if r.idempotency_key is not None:
+                if (r.receiving_unit, r.idempotency_key) in seen:
+                    continue  # the first of the batch wins; this one reads it afterwards
+                seen.add((r.receiving_unit, r.idempotency_key))
+            batch.append(r)
+        events = [(n, e) for n, r in enumerate(batch, start=1) for e in r.events]
         while True:
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    return await self._receive_batch(conn, receptions)
-            except _KeyTakenMeanwhile:
-                # Another process committed one of our keys after we looked: the transaction
-                # (codes included) is rolled back, and the retry sees that dossier.
+                rows = await self.pool.fetch(
+                    _RECEIVE,
+                    [r.dossier_id for r in batch],
+                    [r.receiving_unit for r in batch],
+                    [r.competent_unit for r in batch],
+                    [r.procedure_code for r in batch],
+                    [r.channel for r in batch],
+                    [r.applicant_kind for r in batch],
+                    [r.applicant_ref for r in batch],
+                    [r.applicant_name for r in batch],
+                    [r.received_at for r in batch],
+                    [r.appointment_at for r in batch],
+                    [orjson.dumps(r.components).decode() for r in batch],
+                    [r.idempotency_key for r in batch],
+                    [r.request_hash for r in batch],
+                    [r.status for r in batch],
+                    [r.refusal_reason for r in batch],
+                    [r.day for r in batch],
+                    [r.code_prefix for r in batch],
+                    [r.given_code for r in batch],
+                    [n for n, _ in events],
+                    [e.topic for _, e in events],
+                    [e.key for _, e in events],
+                    [e.before for _, e in events],
+                    [e.after for _, e in events],
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != _IDEMPOTENCY_CONSTRAINT:
+                    raise
+                # Another process committed one of our keys after the statement looked: nothing
+                # of it was stored (codes included), and the retry sees that dossier.
                 continue
-
-    async def _receive_batch(
-        self, conn: Connection, receptions: Sequence[Reception]
-    ) -> list[StoredDossier | None]:
-        keyed = [r for r in receptions if r.idempotency_key is not None]
-        taken: set[tuple[str, str | None]] = set()
-        if keyed:
-            rows = await conn.fetch(
-                "SELECT receiving_unit, idempotency_key FROM dossiers "
-                "WHERE (receiving_unit, idempotency_key) IN "
-                "(SELECT * FROM unnest($1::text[], $2::text[]))",
-                [r.receiving_unit for r in keyed],
-                [r.idempotency_key for r in keyed],
-            )
-            taken = {(r["receiving_unit"], r["idempotency_key"]) for r in rows}
-        winners: list[int] = []
-        for i, r in enumerate(receptions):
-            key = (r.receiving_unit, r.idempotency_key)
-            if r.idempotency_key is not None:
-                if key in taken:
-                    continue
-                taken.add(key)
-            winners.append(i)
-        if not winners:
-            return [None] * len(receptions)
-
-        # One sequence row per (unit, day) of the batch, locked in a fixed order (no deadlock
-        # between replicas), advanced by the number of codes it hands out.
-        wanted = Counter((receptions[i].receiving_unit, receptions[i].day) for i in winners)
-        keys = sorted(wanted)
-        rows = await conn.fetch(
-            "INSERT INTO daily_sequences AS s (unit, day, last) "
-            "SELECT * FROM unnest($1::text[], $2::date[], $3::int[]) "
-            "ON CONFLICT (unit, day) DO UPDATE SET last = s.last + EXCLUDED.last "
-            "RETURNING unit, day, last",
-            [u for u, _ in keys],
-            [d for _, d in keys],
-            [wanted[k] for k in keys],
-        )
-        next_sequence = {
-            (r["unit"], r["day"]): r["last"] - wanted[(r["unit"], r["day"])] + 1 for r in rows
-        }
-        codes: dict[int, str] = {}
-        for i in winners:
-            r = receptions[i]
-            sequence = next_sequence[(r.receiving_unit, r.day)]
-            next_sequence[(r.receiving_unit, r.day)] = sequence + 1
-            codes[i] = r.make_code(sequence)
-
-        batch = [receptions[i] for i in winners]
-        messages = [m for i in winners for m in receptions[i].make_messages(codes[i])]
-        # Dossiers and their events in one statement (the outbox insert as a data-modifying
-        # WITH): one round trip fewer per batch, and round trips are what a busy loop makes slow.
-        stored = await conn.fetch(
-            f"WITH events AS ({outbox.insert_sql(17)}) "
-            "INSERT INTO dossiers (id, code, receiving_unit, competent_unit, procedure_code, "
-            "channel, applicant_kind, applicant_ref, applicant_name, received_at, "
-            "appointment_at, components, idempotency_key, request_hash, status, refusal_reason) "
-            "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], "
-            "$6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[], "
-            "$11::timestamptz[], $12::jsonb[], $13::text[], $14::text[], $15::smallint[], "
-            "$16::text[]) "
-            f"ON CONFLICT (receiving_unit, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
-            [r.dossier_id for r in batch],
-            [codes[i] for i in winners],
-            [r.receiving_unit for r in batch],
-            [r.competent_unit for r in batch],
-            [r.procedure_code for r in batch],
-            [r.channel for r in batch],
-            [r.applicant_kind for r in batch],
-            [r.applicant_ref for r in batch],
-            [r.applicant_name for r in batch],
-            [r.received_at for r in batch],
-            [r.appointment_at for r in batch],
-            [json.dumps(r.components) for r in batch],
-            [r.idempotency_key for r in batch],
-            [r.request_hash for r in batch],
-            [r.status for r in batch],
-            [r.refusal_reason for r in batch],
-            *outbox.columns(messages),
-        )
-        if len(stored) < len(batch):
-            # Rolls back the events written by the same statement too.
-            raise _KeyTakenMeanwhile
-        by_id = {row["id"]: _row(row) for row in stored}
-        out: list[StoredDossier | None] = [None] * len(receptions)
-        for i in winners:
-            out[i] = by_id[receptions[i].dossier_id]
-        return out
+            by_id = {row["id"]: _row(row) for row in rows}
+            return [by_id.get(r.dossier_id) for r in receptions]
 
     async def record_action(
         self, unit: str, dossier_id: UUID, message: OutboxMessage, *, rated: bool = False

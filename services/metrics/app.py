@@ -20,7 +20,7 @@ from services.metrics.index import IndexConfig, league, parse_period
 from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
 from shared.consumer import TRANSIENT_DB_ERRORS, subscribe_batches
 from shared.db import prepare
-from shared.http import health_router, install_problem_handlers, metrics_router
+from shared.http import NO_OPENTELEMETRY, health_router, install_problem_handlers, metrics_router
 from shared.kafka import ensure_topics, make_broker
 from shared.logging import configure_logging, get_logger
 from shared.reference import load_reference
@@ -101,6 +101,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         title="motcua metrics",
         version="1",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
         description="Exact aggregates for Prometheus at /metrics and the service-quality index.",
     )
     install_problem_handlers(app)

@@ -18,7 +18,13 @@ from services.processing.watch import OverdueWatch
 from shared.calendar import WorkingCalendar
 from shared.consumer import subscribe_batches
 from shared.db import prepare
-from shared.http import BodyLimits, health_router, install_problem_handlers, metrics_router
+from shared.http import (
+    NO_OPENTELEMETRY,
+    BodyLimits,
+    health_router,
+    install_problem_handlers,
+    metrics_router,
+)
 from shared.kafka import ensure_topics, make_broker, stop_consuming
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
@@ -72,6 +78,7 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         title="motcua processing",
         version="1",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
         description="The officers' API: resolve dossiers, follow deadlines.",
     )
     install_problem_handlers(app)

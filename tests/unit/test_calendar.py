@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from shared.calendar import DAY, LOCAL_TZ, Timeliness, WorkingCalendar, classify
@@ -71,6 +71,18 @@ def test_appointment_never_before_reception(received: datetime, days: int, cutof
     assert (
         CAL.working_time(CAL.start_of_clock(received, has_cutoff=cutoff), appointment) == days * DAY
     )
+
+
+@given(instants, st.integers(min_value=0, max_value=60), st.booleans())
+@example(datetime(2026, 11, 3, 0, 0, tzinfo=LOCAL_TZ), 2, False)  # the clock starts at midnight
+@example(datetime(2026, 11, 7, 10, 0, tzinfo=LOCAL_TZ), 3, True)  # a Saturday
+def test_appointment_is_the_working_clock_run_from_the_start(
+    received: datetime, days: int, cutoff: bool
+) -> None:
+    # The definition, computed day by day; `appointment` takes a shortcut (and a cache).
+    start = CAL.start_of_clock(received, has_cutoff=cutoff)
+    assert CAL.appointment(received, days, has_cutoff=cutoff) == CAL.advance(start, days * DAY)
+    assert CAL.appointment(received, days, has_cutoff=cutoff) == CAL.advance(start, days * DAY)
 
 
 @given(instants, st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=40)))

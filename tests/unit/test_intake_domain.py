@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from uuid import uuid4
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.intake import domain
 from services.intake.samples import sample_submission
+from shared.contract import (
+    DossierReceived,
+    DossierReceivedPayload,
+    decode_dossier_event,
+    encode_dossier_received,
+)
 from shared.reference import REFERENCE_DIR, load_reference
 
 REF = load_reference(REFERENCE_DIR)
@@ -84,3 +93,64 @@ def test_samples_are_always_admitted() -> None:
             domain.SubmissionIn.model_validate(body), REF.units[unit], REF, TODAY
         )
         assert isinstance(verdict, domain.Admission), verdict
+
+
+def sample_bodies() -> st.SearchStrategy[tuple[str, dict[str, object]]]:
+    return st.randoms(use_true_random=False).map(sample_submission)
+
+
+@settings(max_examples=200)
+@given(
+    body=sample_bodies(),
+    at=st.datetimes(
+        min_value=datetime(2024, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+    ),
+    ref=st.text(min_size=1, max_size=64),
+    actor=st.none() | st.text(max_size=200),
+    code=st.text(min_size=1, max_size=40),
+)
+def test_the_written_received_event_is_the_models_event(
+    body: tuple[str, dict[str, object]], at: datetime, ref: str, actor: str | None, code: str
+) -> None:
+    # The intake writes DossierReceived with orjson: it must decode to exactly the event the
+    # contract's models build, every payload field given (none left to a silent default).
+    unit_code, raw = body
+    sub = domain.SubmissionIn.model_validate(raw)
+    verdict = domain.check_submission(sub, REF.units[unit_code], REF, at.date())
+    assert isinstance(verdict, domain.Admission)
+    appointment = at + timedelta(days=verdict.procedure.processing_days)
+    payload = domain.received_payload(
+        sub, verdict, code=code, applicant_ref=ref, received_at=at, appointment_at=appointment
+    )
+    assert set(payload) == set(DossierReceivedPayload.model_fields)
+    dossier_id = uuid4()
+    written = decode_dossier_event(
+        encode_dossier_received(
+            occurred_at=at,
+            dossier_id=dossier_id,
+            receiving_unit=unit_code,
+            competent_unit=verdict.competent_unit.code,
+            actor=actor,
+            payload=payload,
+        )
+    )
+    assert written == DossierReceived(
+        event_id=written.event_id,
+        occurred_at=at,
+        dossier_id=dossier_id,
+        receiving_unit=unit_code,
+        competent_unit=verdict.competent_unit.code,
+        actor=actor,
+        payload=DossierReceivedPayload(
+            dossier_code=code,
+            procedure_code=verdict.procedure.code,
+            channel=sub.channel,
+            applicant_kind=sub.applicant.kind,
+            applicant_ref=ref,
+            received_at=at,
+            appointment_at=appointment,
+            processing_days=verdict.procedure.processing_days,
+            components=tuple(sub.components),
+            result_is_paper=verdict.procedure.result_is_paper,
+        ),
+    )

@@ -34,8 +34,8 @@ def reception(n: int, name: str = "Nguyễn Văn An") -> Reception:
         idempotency_key=None,
         request_hash=None,
         day=date(2026, 11, 27),
-        make_code=lambda seq: f"T001.H01-261127-{seq:04d}",
-        make_messages=lambda _code: [],
+        code_prefix="T001.H01-261127-",
+        events=[],
     )
 
 
