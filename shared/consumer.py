@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from faststream import AckPolicy
@@ -33,22 +32,27 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One Kafka record as a handler sees it: raw bytes plus where it came from."""
+class Record(Protocol):
+    """One Kafka record as a handler sees it, raw bytes plus where it came from: aiokafka's own
+    records, not copied (a copy per record was 4 % of a metrics replay). A tombstone's value
+    is None."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
 
 
 async def _raw_records(message: StreamMessage[Any]) -> Any:
     # Decoding is the handler's job: a malformed value must reach it to be dead-lettered.
     raw = message.raw_message
-    records = raw if isinstance(raw, tuple) else (raw,)
-    return [Record(r.topic, r.partition, r.offset, r.key, r.value or b"") for r in records]
+    return list(raw) if isinstance(raw, tuple) else [raw]
 
 
 async def retry_transient(

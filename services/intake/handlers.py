@@ -30,7 +30,7 @@ class StatusReadModel:
         updates: list[tuple[UUID, int, datetime]] = []
         for record in records:
             try:
-                event = decode_status_event(record.value)
+                event = decode_status_event(record.value or b"")
             except ValidationError:
                 log.warning(
                     "status event skipped", partition=record.partition, offset=record.offset

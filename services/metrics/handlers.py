@@ -38,14 +38,14 @@ class StatusEventHandler:
         events: list[StatusEvent] = []
         for record in records:
             try:
-                events.append(decode_status_event(record.value))
+                events.append(decode_status_event(record.value or b""))
             except ValidationError as exc:
                 DEAD_LETTERS.labels(self.consumer).inc()
                 if self.broker is not None:
                     await dead_letter(
                         self.broker,
                         self.topics,
-                        value=record.value,
+                        value=record.value or b"",
                         key=record.key,
                         reason=validation_reason(exc),
                         source_topic=record.topic,

@@ -82,11 +82,10 @@ async def _replay(
             )
             records: list[Record] = []
             for tp, rows in batches.items():
-                records.extend(
-                    Record(r.topic, r.partition, r.offset, r.key, r.value or b"")
-                    for r in rows
-                    if r.offset < ends[tp]
-                )
+                if rows and rows[-1].offset >= ends[tp]:  # past the end the rebuild started at
+                    records.extend(r for r in rows if r.offset < ends[tp])
+                else:
+                    records.extend(rows)
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
             await handler(records)

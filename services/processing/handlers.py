@@ -39,7 +39,7 @@ class DossierEventHandler:
         await dead_letter(
             self.broker,
             self.topics,
-            value=record.value,
+            value=record.value or b"",
             key=record.key,
             reason=reason,
             source_topic=record.topic,
@@ -53,7 +53,7 @@ class DossierEventHandler:
         origin: dict[object, Record] = {}
         for record in records:
             try:
-                event = decode_dossier_event(record.value)
+                event = decode_dossier_event(record.value or b"")
             except ValidationError as exc:
                 await self._dead_letter(record, validation_reason(exc))
                 continue
