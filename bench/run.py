@@ -53,9 +53,9 @@ absolute figures. Where the time goes in each service: [performance.md](performa
 | intake ÷ floor | {intake.share_of_floor:.1%} |
 
 Target (issue): ≥ 1,000 submissions/s with p99 ≤ 100 ms. Each receipt is given only once its
-dossier and event are committed (fsync on); submissions in flight share one transaction (group
-commit, `services/intake/writer.py`). Load: wrk, 2 threads, 64 connections, 2,000 valid
-submissions of many units in turn.
+dossier and event are committed (fsync on); submissions in flight share one statement (group
+commit, `services/intake/writer.py`). Load: wrk, 2 threads, 64 connections, 5 s of warm-up, then
+2,000 valid submissions of many units in turn.
 
 ## Processing: sustained lifecycle events/s (one process)
 
