@@ -51,6 +51,7 @@ from shared.contract import (
     new_event_fields,
 )
 from shared.db import prepare
+from shared.http import nul_fields
 from shared.ids import keyed_hash
 from shared.logging import mask_text
 from shared.outbox import OutboxMessage, OutboxRelay
@@ -142,10 +143,7 @@ def _step_event(step: TimelineStep, fields: dict[str, object]) -> DossierEvent: 
             )
 
 
-def plan(
-    line_no: int, raw: str, reference: ReferenceData, calendar: WorkingCalendar, hash_key: bytes
-) -> Planned | list[str]:
-    """Everything about one line, or why it is refused; pure."""
+def _parse(raw: str) -> ImportLine | list[str]:
     try:
         line = ImportLine.model_validate_json(raw)
     except ValidationError as exc:
@@ -153,6 +151,20 @@ def plan(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
             for e in exc.errors(include_input=False)
         ]
+    if "\\u0000" in raw:  # JSON's only way to carry a NUL, which PostgreSQL text cannot store
+        nul = nul_fields(line.model_dump())
+        if nul:
+            return [f"{field}: must not contain the NUL character" for field in nul]
+    return line
+
+
+def plan(
+    line_no: int, raw: str, reference: ReferenceData, calendar: WorkingCalendar, hash_key: bytes
+) -> Planned | list[str]:
+    """Everything about one line, or why it is refused; pure."""
+    line = _parse(raw)
+    if isinstance(line, list):
+        return line
     unit = reference.units.get(line.unit)
     if unit is None:
         return [f"unit: {line.unit} is not in the reference data"]
@@ -240,10 +252,14 @@ async def _store(store: IntakeStore, planned: Planned, topics: Topics) -> bool:
                 request_hash=planned.request_hash,
                 day=day,
                 code_prefix=reception.dossier_code_prefix(line.unit, day),
-                given_code=line.code,
+                given_code=line.code or None,
+                # Only the received event carries the code.
                 events=[
-                    CodedEvent.of(OutboxMessage(topics.dossier_events, key, encode(e)))
-                    for e in (received, *planned.events)
+                    CodedEvent.of(OutboxMessage(topics.dossier_events, key, encode(received))),
+                    *(
+                        CodedEvent.plain(OutboxMessage(topics.dossier_events, key, encode(e)))
+                        for e in planned.events
+                    ),
                 ],
             )
         )

@@ -71,13 +71,14 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def _nul_fields(value: object, path: tuple[str, ...] = ()) -> list[str]:
+def nul_fields(value: object, path: tuple[str, ...] = ()) -> list[str]:
+    """The dotted paths of the strings in `value` (a model dump) holding U+0000."""
     if isinstance(value, str):
         return [".".join(path) or "body"] if "\x00" in value else []
     if isinstance(value, dict):
-        return [f for k, v in value.items() for f in _nul_fields(v, (*path, str(k)))]
+        return [f for k, v in value.items() for f in nul_fields(v, (*path, str(k)))]
     if isinstance(value, list | tuple):
-        return [f for i, v in enumerate(value) for f in _nul_fields(v, (*path, str(i)))]
+        return [f for i, v in enumerate(value) for f in nul_fields(v, (*path, str(i)))]
     return []
 
 
@@ -87,7 +88,7 @@ def reject_nul_characters(body: BaseModel) -> None:
     JSON allows `\\u0000` and the models accept it, so without this it reaches the database
     (a 500 here, or a poison event for the consumers of an action's payload).
     """
-    fields = _nul_fields(body.model_dump())
+    fields = nul_fields(body.model_dump())
     if fields:
         raise Problem(
             422,

@@ -49,6 +49,11 @@ class CodedEvent:
     after: bytes | None
 
     @classmethod
+    def plain(cls, message: OutboxMessage) -> CodedEvent:
+        """An event written as it is (no code to splice in)."""
+        return cls(message.topic, message.key, message.value, None)
+
+    @classmethod
     def of(cls, message: OutboxMessage) -> CodedEvent:
         before, found, after = message.value.partition(_PLACEHOLDER_JSON)
         if _PLACEHOLDER_JSON in after:

@@ -54,8 +54,9 @@ class ReceptionWriter:
     async def _run(self) -> None:
         # Up to `transactions` batches are written at once: while some wait for PostgreSQL (its
         # work, the WAL flush, a turn of this busy loop to read the answer) the next is sent.
-        # Batches grow with the load meanwhile. Four measured best on two cores: with two, a
-        # request arriving just after both were sent waited for one to finish, then for its own.
+        # Batches grow with the load meanwhile. Six measured best on two cores (see
+        # docs/performance.md): with two, a request arriving just after both were sent waited for
+        # one to finish, then for its own.
         slots = asyncio.Semaphore(self._transactions)
         writing: set[asyncio.Task[None]] = set()
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from uuid import UUID
 
@@ -95,5 +96,23 @@ async def test_a_refused_batch_leaves_nothing(isolated: Isolated) -> None:
         assert await pool.fetchval("SELECT count(*) FROM dossiers") == 1
         assert await pool.fetchval("SELECT count(*) FROM outbox") == 2
         assert await pool.fetchval("SELECT last FROM daily_sequences") == 1
+    finally:
+        await pool.close()
+
+
+async def test_an_imported_dossier_keeps_its_code(isolated: Isolated) -> None:
+    pool = await prepare(isolated.database_url, SCHEMA, MIGRATIONS, 2)
+    try:
+        store = IntakeStore(pool)
+        kept, numbered = await store.receive_batch(
+            [replace(reception(1), given_code="T001.H01-230703-0042"), reception(2)]
+        )
+        assert kept is not None
+        assert kept.code == "T001.H01-230703-0042"
+        assert numbered is not None
+        # A kept code still takes its place in the day's sequence, as before the import.
+        assert numbered.code == dossier_code(UNIT, DAY, 2)
+        values = [json.loads(r["value"]) for r in await pool.fetch("SELECT value FROM outbox")]
+        assert values[0] == {"n": 1, "dossier_code": "T001.H01-230703-0042"}
     finally:
         await pool.close()

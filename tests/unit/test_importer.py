@@ -84,3 +84,14 @@ def test_steps_out_of_order_and_reception_rules() -> None:
         "applicant.id_number: province code 003 is not one of the 63 province codes"
     ]
     assert plan(1, "{not json", REF, CAL, KEY) != []
+
+
+def test_a_nul_character_refuses_the_line_with_the_field() -> None:
+    refused = plan(
+        1,
+        line(applicant={"kind": "citizen", "id_number": "002085001234", "name": "Lò\u0000Páo"}),
+        REF,
+        CAL,
+        KEY,
+    )
+    assert refused == ["applicant.name: must not contain the NUL character"]
