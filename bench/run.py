@@ -20,14 +20,17 @@ async def main(quick: bool) -> None:
         print("bench: intake over HTTP (wrk) ...", flush=True)
         intake = await intake_bench.run(bench, seconds=10 if quick else 20)
         print(intake, flush=True)
+        await bench.settle()
         print("bench: processing ...", flush=True)
         processing = await processing_bench.run(
             bench, dossiers=5_000 if quick else 20_000, naive_dossiers=1_000 if quick else 2_000
         )
         print(processing, flush=True)
+        await bench.settle()
         print("bench: end-to-end freshness ...", flush=True)
         fresh = await freshness.run(bench, rate=200.0, seconds=15 if quick else 30)
         print(fresh, flush=True)
+        await bench.settle()
         print("bench: metrics replay (service, floor, Quix Streams) ...", flush=True)
         replay = await metrics_replay.run(
             bench, dossiers=25_000 if quick else 250_000, naive_dossiers=250 if quick else 1_000
