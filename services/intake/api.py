@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
 import orjson
@@ -49,6 +50,7 @@ from shared.http import (
 from shared.ids import keyed_hash, uuid7
 from shared.logging import get_logger
 from shared.outbox import OutboxMessage
+from shared.reference import Unit
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["dossiers"])
@@ -199,17 +201,38 @@ def _replay(stored: StoredDossier, request_hash: str | None) -> Response:
     return _receipt_response(stored, 200)
 
 
+B = TypeVar("B", bound=domain.SubmissionIn)
+
+
+@dataclass(frozen=True, slots=True)
+class _CounterRequest(Generic[B]):
+    intake: Intake
+    caller: Caller
+    unit: Unit
+    idempotency_key: str | None
+    body: B
+
+
+async def _counter_request(request: Request, model: type[B]) -> _CounterRequest[B]:
+    """What both reception routes read, checked in the order they always were: the token (401),
+    the Idempotency-Key header and the body (422), the caller's unit (403)."""
+    intake: Intake = request.app.state.intake
+    caller = intake.authenticate(request.headers.get("authorization"))
+    idempotency_key = _idempotency_key(request)
+    body = parse_json_body(model, await request.body())
+    return _CounterRequest(intake, caller, intake.unit_of(caller), idempotency_key, body)
+
+
 async def _issue(
+    counter: _CounterRequest[B],
     *,
-    intake: Intake,
-    caller: Caller,
-    body: domain.SubmissionIn,
-    idempotency_key: str | None,
     admit: Callable[[datetime], tuple[str, datetime | None, str | None]],
     make_event: Callable[[UUID, str, datetime, str, datetime | None], bytes],
     status: DossierStatus,
 ) -> Response:
     """What reception and refusal share: idempotency, the daily code, dossier + event together."""
+    intake, caller, unit = counter.intake, counter.caller, counter.unit
+    body, idempotency_key = counter.body, counter.idempotency_key
     # Only a keyed request can be replayed, so only a keyed one needs its fingerprint.
     request_hash: str | None = None
     if idempotency_key is not None:
@@ -217,7 +240,6 @@ async def _issue(
         earlier = await intake.store.find_by_idempotency_key(caller.unit, idempotency_key)
         if earlier is not None:
             return _replay(earlier, request_hash)
-    unit = intake.unit_of(caller)
     received_at = datetime.now(UTC)
     competent, appointment_at, reason = admit(received_at)
     dossier_id = uuid7()
@@ -280,11 +302,8 @@ async def _issue(
 )
 async def submit_dossier(request: Request) -> Response:
     """Receive a dossier: validate it, issue its code and appointment, publish DossierReceived."""
-    intake: Intake = request.app.state.intake
-    caller = intake.authenticate(request.headers.get("authorization"))
-    idempotency_key = _idempotency_key(request)
-    submission = parse_json_body(domain.SubmissionIn, await request.body())
-    unit = intake.unit_of(caller)
+    counter = await _counter_request(request, domain.SubmissionIn)
+    intake, caller, unit, submission = counter.intake, counter.caller, counter.unit, counter.body
     admission: list[domain.Admission] = []
 
     def admit(received_at: datetime) -> tuple[str, datetime | None, str | None]:
@@ -318,15 +337,7 @@ async def submit_dossier(request: Request) -> Response:
             ),
         )
 
-    return await _issue(
-        intake=intake,
-        caller=caller,
-        body=submission,
-        idempotency_key=idempotency_key,
-        admit=admit,
-        make_event=make_event,
-        status=DossierStatus.RECEIVED,
-    )
+    return await _issue(counter, admit=admit, make_event=make_event, status=DossierStatus.RECEIVED)
 
 
 @router.post(
@@ -338,11 +349,8 @@ async def submit_dossier(request: Request) -> Response:
 )
 async def refuse_at_reception(request: Request) -> Response:
     """Refuse a dossier at the counter with the reason (mẫu 03); it never enters processing."""
-    intake: Intake = request.app.state.intake
-    caller = intake.authenticate(request.headers.get("authorization"))
-    idempotency_key = _idempotency_key(request)
-    refusal = parse_json_body(domain.RefusalIn, await request.body())
-    unit = intake.unit_of(caller)
+    counter = await _counter_request(request, domain.RefusalIn)
+    intake, caller, unit, refusal = counter.intake, counter.caller, counter.unit, counter.body
 
     def admit(received_at: datetime) -> tuple[str, datetime | None, str | None]:
         errors = domain.check_refusal(refusal, intake.reference, domain.reception_day(received_at))
@@ -375,13 +383,7 @@ async def refuse_at_reception(request: Request) -> Response:
         )
 
     return await _issue(
-        intake=intake,
-        caller=caller,
-        body=refusal,
-        idempotency_key=idempotency_key,
-        admit=admit,
-        make_event=make_event,
-        status=DossierStatus.REFUSED_AT_RECEPTION,
+        counter, admit=admit, make_event=make_event, status=DossierStatus.REFUSED_AT_RECEPTION
     )
 
 
