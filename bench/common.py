@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 import motcua_local
@@ -77,6 +78,22 @@ async def consume_until_stopped(broker: KafkaBroker) -> None:
         await asyncio.Event().wait()
     finally:
         await broker.stop()
+
+
+class _Rated(Protocol):
+    @property
+    def ratio(self) -> float: ...
+
+
+def run_alone(run: Callable[[Bench], Awaitable[_Rated]]) -> None:
+    """One benchmark on a platform of its own (`python -m bench.<name>`), printed with its ratio."""
+
+    async def main() -> None:
+        async with bench_platform() as bench:
+            result = await run(bench)
+        print(result, f"ratio {result.ratio:.1f}x")
+
+    asyncio.run(main())
 
 
 def machine() -> str:

@@ -331,11 +331,6 @@ async def run(bench: Bench, rate: float = 200.0, seconds: float = 30.0) -> Fresh
 
 
 if __name__ == "__main__":
-    from bench.common import bench_platform
+    from bench.common import run_alone
 
-    async def main() -> None:
-        async with bench_platform() as bench:
-            result = await run(bench)
-        print(result, f"ratio {result.ratio:.1f}x")
-
-    asyncio.run(main())
+    run_alone(run)
