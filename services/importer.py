@@ -51,12 +51,12 @@ from shared.contract import (
     new_event_fields,
 )
 from shared.db import prepare
-from shared.http import nul_fields
 from shared.ids import keyed_hash
 from shared.logging import mask_text
 from shared.outbox import OutboxMessage, OutboxRelay
 from shared.progress import Progress
 from shared.reference import ReferenceData, load_reference
+from shared.text import nul_fields
 
 StepType = Literal[
     "processing_started",

@@ -8,6 +8,7 @@ delivered again. Handlers are idempotent, so redelivery changes nothing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -55,6 +56,40 @@ async def _raw_records(message: StreamMessage[Any]) -> Any:
     return list(raw) if isinstance(raw, tuple) else [raw]
 
 
+async def _tolerant_parser(
+    message: tuple[Any, ...], original: Callable[[Any], Awaitable[StreamMessage[Any]]]
+) -> StreamMessage[Any]:
+    """FastStream's batch parser, but a header that is not UTF-8 does not lose the batch.
+
+    The stock parser decodes every header strictly; its UnicodeDecodeError escapes before the
+    handler runs, nothing rewinds the batch, and the next batch's commit skips it. Headers are
+    not part of motcua's contract, so such a record's headers are decoded leniently and its value
+    goes to the handler like any other (valid or dead-lettered on its own merits).
+    """
+    try:
+        return await original(message)
+    except UnicodeDecodeError:
+        records = tuple(_lenient_headers(r) for r in message)
+        return await original(records)
+
+
+def _lenient_headers(record: Any) -> Any:
+    headers = record.headers
+    try:
+        for _, value in headers:
+            value.decode()
+    except UnicodeDecodeError:
+        log.warning(
+            "record headers are not UTF-8, replaced",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        fixed = tuple((k, v.decode("utf-8", errors="replace").encode()) for k, v in headers)
+        return dataclasses.replace(record, headers=fixed)
+    return record
+
+
 async def retry_transient(
     action: Callable[[], Awaitable[None]], *, what: str, max_delay: float = 10.0
 ) -> None:
@@ -100,4 +135,5 @@ def subscribe_batches(
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=_raw_records,
+            parser=_tolerant_parser,
         )(on_batch)

@@ -17,9 +17,11 @@ from uuid import UUID
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
 
 from shared.calendar import Timeliness
 from shared.ids import uuid7
+from shared.text import nul_fields
 
 SCHEMA_VERSION = 1
 
@@ -303,7 +305,23 @@ _dossier_events: TypeAdapter[DossierEvent] = TypeAdapter(DossierEvent)
 
 def decode_dossier_event(raw: bytes) -> DossierEvent:
     """Parse one record of the dossier-events topic; raises pydantic.ValidationError if invalid."""
-    return _dossier_events.validate_json(raw)
+    event = _dossier_events.validate_json(raw)
+    # JSON allows U+0000 and so do the models, but PostgreSQL's text cannot hold it: refused here,
+    # where it is a clear validation error, instead of failing the whole batch's transaction.
+    # The bytes test keeps the walk off the usual path (NUL can only arrive escaped).
+    if b"\\u0000" in raw and (fields := nul_fields(event.model_dump())):
+        raise ValidationError.from_exception_data(
+            "DossierEvent",
+            [
+                {
+                    "type": PydanticCustomError("nul_character", "U+0000 in a string"),
+                    "loc": tuple(f.split(".")),
+                    "input": None,
+                }
+                for f in fields
+            ],
+        )
+    return event
 
 
 _status_events: TypeAdapter[StatusEvent] = TypeAdapter(StatusEvent)

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import Caller, InvalidToken, Role, verify
 from shared.logging import get_logger
+from shared.text import nul_fields
 
 _log = get_logger(__name__)
 
@@ -69,17 +70,6 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
         }
         for err in exc.errors()
     ]
-
-
-def nul_fields(value: object, path: tuple[str, ...] = ()) -> list[str]:
-    """The dotted paths of the strings in `value` (a model dump) holding U+0000."""
-    if isinstance(value, str):
-        return [".".join(path) or "body"] if "\x00" in value else []
-    if isinstance(value, dict):
-        return [f for k, v in value.items() for f in nul_fields(v, (*path, str(k)))]
-    if isinstance(value, list | tuple):
-        return [f for i, v in enumerate(value) for f in nul_fields(v, (*path, str(i)))]
-    return []
 
 
 def reject_nul_characters(body: BaseModel) -> None:

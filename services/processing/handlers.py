@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import asyncpg
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
@@ -16,6 +17,11 @@ from shared.kafka import dead_letter, validation_reason
 from shared.logging import get_logger
 
 log = get_logger(__name__)
+
+# Errors that say this data can never be stored or computed (a value out of range, text the
+# database refuses), as opposed to the database being away (shared.consumer.TRANSIENT_DB_ERRORS).
+# Anything else is a bug: the batch is redelivered and the consumer stops there, loudly.
+POISON_ERRORS: tuple[type[BaseException], ...] = (asyncpg.exceptions.DataError, OverflowError)
 
 
 class DossierEventHandler:
@@ -63,14 +69,29 @@ class DossierEventHandler:
             return
 
         async def apply() -> None:
-            async with self.store.batch() as tx:
-                outcome = await workflow.apply_events(tx, events, self.calendar, self.topics)
-                # Dead letters are published before the transaction commits: a crash re-delivers
-                # the event and dead-letters it again rather than losing it.
-                for event, reason in outcome.rejected:
-                    await self._dead_letter(
-                        origin[event.event_id], f"{event.type} rejected: {reason}"
-                    )
-            log.debug("batch applied", applied=len(outcome.applied), duplicates=outcome.duplicates)
+            try:
+                await self._apply(events, origin)
+            except POISON_ERRORS as exc:
+                # One event the database (or the calendar) cannot take fails the whole batch's
+                # transaction; redelivering it would block its partitions forever. Applying the
+                # batch again one event per transaction finds it, and only it is dead-lettered.
+                log.warning("batch refused, isolating the event", error=type(exc).__name__)
+                for event in events:
+                    try:
+                        await self._apply([event], origin)
+                    except POISON_ERRORS as one:
+                        await self._dead_letter(
+                            origin[event.event_id],
+                            f"{event.type} cannot be applied: {type(one).__name__}",
+                        )
 
         await retry_transient(apply, what="apply dossier events")
+
+    async def _apply(self, events: list[DossierEvent], origin: dict[object, Record]) -> None:
+        async with self.store.batch() as tx:
+            outcome = await workflow.apply_events(tx, events, self.calendar, self.topics)
+            # Dead letters are published before the transaction commits: a crash re-delivers
+            # the event and dead-letters it again rather than losing it.
+            for event, reason in outcome.rejected:
+                await self._dead_letter(origin[event.event_id], f"{event.type} rejected: {reason}")
+        log.debug("batch applied", applied=len(outcome.applied), duplicates=outcome.duplicates)

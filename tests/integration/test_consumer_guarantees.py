@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from services.intake.samples import sample_submission
 from shared.contract import (
@@ -18,12 +18,18 @@ from shared.contract import (
     Channel,
     DossierReceived,
     DossierReceivedPayload,
+    ProcessingStarted,
+    ReasonPayload,
+    ResultReturned,
+    SupplementReceived,
+    SupplementRequested,
     Topics,
     dossier_key,
     encode,
     new_event_fields,
 )
 from tests.conftest import Isolated, Services
+from tests.factories import received
 from tests.harness import counter_token, eventually, scrape
 
 pytestmark = pytest.mark.integration
@@ -153,3 +159,102 @@ async def test_malformed_event_goes_to_dead_letter_and_the_next_one_is_processed
     # The dead letter keeps the evidence but never the national ID in clear.
     assert b"079203001234" not in letters[0].value
     assert b"079*********" in letters[0].value
+
+
+async def _dead_letters(
+    isolated: Isolated, topics: Topics, expected: int
+) -> list[ConsumerRecord[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(
+        topics.dead_letter,
+        bootstrap_servers=isolated.platform.kafka.bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    letters: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + 15
+        while len(letters) < expected and asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(timeout_ms=1000)
+            letters += [r for records in batches.values() for r in records]
+        # Nothing more than expected arrives either.
+        batches = await consumer.getmany(timeout_ms=1000)
+        letters += [r for records in batches.values() for r in records]
+    finally:
+        await consumer.stop()
+    return letters
+
+
+async def test_poison_of_every_kind_is_dead_lettered_and_nothing_around_it_is_lost(
+    isolated: Isolated, services: Services
+) -> None:
+    """One dossier's partition carries, in order: a valid reception whose header is not UTF-8,
+    a NUL in a reason, an illegal transition, a pause that overflows the calendar and a valid
+    start. The three poison events are dead-lettered with their reasons; the two valid ones are
+    applied; nothing is redelivered forever or silently skipped."""
+    services.start("processing", MOTCUA_MAX_BATCH="100")
+    topics = Topics(isolated.topic_prefix)
+    good = valid_event()
+    ident, unit = good.dossier_id, good.receiving_unit
+    # A second dossier at the end of the calendar, whose supplement pushes the appointment past
+    # year 9999: the calendar overflows inside the batch's transaction.
+    late = datetime(9999, 12, 1, 3, tzinfo=UTC)
+    far = received("T001", late, days=1)
+
+    def fields(at: datetime, dossier: uuid.UUID = ident) -> dict[str, object]:
+        return new_event_fields(at, dossier, unit, unit, actor="officer")
+
+    now = datetime.now(UTC)
+    nul = SupplementRequested(**fields(now), payload=ReasonPayload(reason="thiếu giấy\x00"))
+    illegal = ResultReturned(**fields(now))
+    overflow = [
+        far,
+        SupplementRequested(
+            **fields(late + timedelta(hours=1), far.dossier_id),
+            payload=ReasonPayload(reason="bổ sung"),
+        ),
+        SupplementReceived(**fields(datetime(9999, 12, 30, tzinfo=UTC), far.dossier_id)),
+    ]
+    started = ProcessingStarted(**fields(now + timedelta(seconds=1)))
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.platform.kafka.bootstrap)
+    await producer.start()
+    try:
+        key = dossier_key(ident)
+        await producer.send_and_wait(
+            topics.dossier_events, encode(good), key=key, headers=[("trace", b"\xff\xfe")]
+        )
+        for event in (nul, illegal):
+            await producer.send_and_wait(topics.dossier_events, encode(event), key=key)
+        for step in overflow:
+            await producer.send_and_wait(
+                topics.dossier_events, encode(step), key=dossier_key(far.dossier_id)
+            )
+        await producer.send_and_wait(topics.dossier_events, encode(started), key=key)
+    finally:
+        await producer.stop()
+
+    conn = await asyncpg.connect(isolated.database_url)
+    try:
+
+        async def started_and_far_supplemented() -> bool:
+            rows = {
+                r["id"]: r["status"]
+                for r in await conn.fetch("SELECT id, status FROM processing.dossiers")
+            }
+            return rows.get(ident) == 4 and rows.get(far.dossier_id) == 5
+
+        await eventually(started_and_far_supplemented, what="the valid events applied")
+    finally:
+        await conn.close()
+
+    letters = await _dead_letters(isolated, topics, 3)
+    reasons = sorted(
+        dict((k, v.decode()) for k, v in r.headers)["x-dead-letter-reason"] for r in letters
+    )
+    assert len(reasons) == 3, reasons
+    assert reasons[0] == (
+        "ResultReturned rejected: "
+        "cannot return the result of a dossier that is received (allowed: resolved)"
+    )
+    assert reasons[1] == "SupplementReceived cannot be applied: OverflowError"
+    assert reasons[2] == "invalid event: payload.reason: nul_character"
