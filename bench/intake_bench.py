@@ -1,21 +1,28 @@
 """Durable submissions/s and latency of one intake process at 64 concurrent clients, against the
-floor: asyncpg COPY of the same rows plus a plain aiokafka produce of the same events."""
+floor (asyncpg COPY of the same rows plus a plain aiokafka produce of the same events) and against
+the naive implementation (bench/naive_intake.py: one transaction and one awaited Kafka send per
+submission) under the same wrk load."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
+import motcua_local
 from aiokafka import AIOKafkaProducer
 
 from bench.common import Bench
 from services.intake.samples import sample_submission
-from tests.harness import ServiceProcess, counter_token
+from tests.harness import REPO, ServiceProcess, counter_token
 
 
 @dataclass(frozen=True)
@@ -26,10 +33,20 @@ class IntakeResult:
     p99_ms: float
     errors: int
     floor_per_second: float
+    naive_submissions: int
+    naive_per_second: float
+    naive_p50_ms: float
+    naive_p99_ms: float
+    naive_errors: int
 
     @property
     def share_of_floor(self) -> float:
         return self.per_second / self.floor_per_second
+
+    @property
+    def ratio(self) -> float:
+        """Service ÷ naive."""
+        return self.per_second / self.naive_per_second
 
 
 _WRK_SCRIPT = """
@@ -108,12 +125,73 @@ async def _load(url: str, clients: int, seconds: float, workdir: Path) -> dict[s
     return result
 
 
-async def _stored(database_url: str) -> int:
+async def _stored(database_url: str, table: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:
-        return int(await conn.fetchval("SELECT count(*) FROM intake.dossiers"))
+        return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
     finally:
         await conn.close()
+
+
+async def _checked(
+    database_url: str, table: str, warm: dict[str, int], load: dict[str, int], clients: int
+) -> None:
+    """Every receipt wrk counted must be a stored dossier. wrk stops at the deadline without
+    waiting for the requests in flight (at most one per connection), which are stored too."""
+    created, stored = load["created"], await _stored(database_url, table) - warm["created"]
+    if not created <= stored <= created + 2 * clients:
+        raise RuntimeError(f"wrk saw {created} receipts but {stored} dossiers are stored")
+
+
+async def _warm_and_load(
+    url: str, clients: int, seconds: float, workdir: Path
+) -> tuple[dict[str, int], dict[str, int]]:
+    # Warm-up, not measured: the broker's JIT, the database's caches and the server's prepared
+    # statements are in the state a server that has been running would have.
+    warm = await _load(url, clients, 5, workdir)
+    return warm, await _load(url, clients, seconds, workdir)
+
+
+def _start_naive(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """bench/naive_intake.py as a process, once its /readyz answers (as ServiceProcess.start)."""
+    port = motcua_local.free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = workdir / f"naive-intake-{port}.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.naive_intake", "--port", str(port)],
+            env={**os.environ, **env},
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"naive intake exited: {log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"naive intake not ready: {log_path.read_text()[-3000:]}")
+
+
+async def _naive(bench: Bench, seconds: float, clients: int) -> dict[str, int]:
+    """The same wrk load, warm-up included, on the naive implementation."""
+    from bench.naive_intake import TABLE
+
+    database = bench.database()
+    proc, url = _start_naive(bench.env(database, "naive-intake."), bench.workdir)
+    try:
+        warm, load = await _warm_and_load(url, clients, seconds, bench.workdir)
+    finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.wait, 20)
+    await _checked(database, TABLE, warm, load, clients)
+    return load
 
 
 async def _floor(bench: Bench, rows: int) -> float:
@@ -145,18 +223,15 @@ async def run(bench: Bench, seconds: float = 20.0, clients: int = 64) -> IntakeR
     service = ServiceProcess("intake", bench.env(database, "intake."), bench.workdir)
     service.start()
     try:
-        # Warm-up, not measured: the broker's JIT, the database's caches and the service's
-        # prepared statements are in the state a service that has been running would have.
-        warm = await _load(service.url, clients, 5, bench.workdir)
-        load = await _load(service.url, clients, seconds, bench.workdir)
+        warm, load = await _warm_and_load(service.url, clients, seconds, bench.workdir)
     finally:
         service.stop()
-    # Every receipt wrk counted must be a stored dossier. wrk stops at the deadline without
-    # waiting for the requests in flight (at most one per connection), which are stored too.
-    created, stored = load["created"], await _stored(database) - warm["created"]
-    if not created <= stored <= created + 2 * clients:
-        raise RuntimeError(f"wrk saw {created} receipts but {stored} dossiers are stored")
+    await _checked(database, "intake.dossiers", warm, load, clients)
+    created = load["created"]
     floor = await _floor(bench, created)
+    # The naive server starts on a quiet platform, as the service did.
+    await bench.settle()
+    naive = await _naive(bench, seconds, clients)
     return IntakeResult(
         submissions=created,
         per_second=created / (load["duration_us"] / 1e6),
@@ -164,4 +239,15 @@ async def run(bench: Bench, seconds: float = 20.0, clients: int = 64) -> IntakeR
         p99_ms=load["p99_us"] / 1000,
         errors=load["refused"] + load["socket_errors"],
         floor_per_second=floor,
+        naive_submissions=naive["created"],
+        naive_per_second=naive["created"] / (naive["duration_us"] / 1e6),
+        naive_p50_ms=naive["p50_us"] / 1000,
+        naive_p99_ms=naive["p99_us"] / 1000,
+        naive_errors=naive["refused"] + naive["socket_errors"],
     )
+
+
+if __name__ == "__main__":
+    from bench.common import run_alone
+
+    run_alone(run)

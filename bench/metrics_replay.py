@@ -1,5 +1,6 @@
 """Replay a topic of status events through one metrics process (`motcua metrics rebuild`), against
-the floor: a plain aiokafka loop that only consumes and decodes the same messages, and against the
+the floor (bench/floor.py: a plain aiokafka loop that consumes and decodes the same messages and
+COPYs one row per event into PostgreSQL), against the naive per-message handler, and against the
 same aggregation written with Quix Streams (bench/quix_replay.py, in its own virtualenv
 .venv-quix that `make bench` creates), whose counters must equal the service's."""
 
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from bench.common import Bench
+from bench.floor import consume_and_copy
 from shared.contract import Topics
 from shared.ids import uuid7
 from tests.harness import REPO
@@ -95,33 +97,12 @@ async def fill(bench: Bench, topic: str, events: list[tuple[bytes, bytes]]) -> N
         await producer.stop()
 
 
-async def floor(bench: Bench, topic: str, expected: int) -> float:
-    """Events/s of consume + decode, nothing else."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bench.kafka.bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        max_poll_records=5000,
-    )
-    await consumer.start()
-    try:
-        started, seen = time.perf_counter(), 0
-        while seen < expected:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for r in records:
-                    json.loads(r.value)
-                seen += len(records)
-        return seen / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-
-
 @dataclass(frozen=True)
 class ReplayResult:
     events: int
     replay_eps: float
-    floor_eps: float
+    floor_eps: float  # consume + json.loads + COPY of one row per event, timed together
+    floor_copy_share: float  # of the floor's time, awaiting COPY
     peak_rss_mib: float
     quix_eps: float  # the whole Quix process, start to exit, like replay_eps
     quix_peak_rss_mib: float
@@ -135,6 +116,11 @@ class ReplayResult:
     @property
     def replay_over_naive(self) -> float:
         return self.replay_eps / self.naive_eps
+
+    @property
+    def ratio(self) -> float:
+        """Replay ÷ naive, as the other benchmarks' `ratio` (bench.common.run_alone)."""
+        return self.replay_over_naive
 
     @property
     def share_of_floor(self) -> float:
@@ -293,7 +279,7 @@ async def run(bench: Bench, dossiers: int = 250_000, naive_dossiers: int = 1_000
     small_prefix, _, small_events = await _filled(bench, dossiers // 10)
     _, small_peak = await replay(bench, bench.database(), small_prefix)
     prefix, topic, count = await _filled(bench, dossiers)
-    floor_eps = await floor(bench, topic, count)
+    floor = await consume_and_copy(bench.kafka.bootstrap, topic, count, bench.database())
     database = bench.database()
     seconds, peak = await replay(bench, database, prefix)
     quix_run = await quix(bench, topic, count)
@@ -311,7 +297,8 @@ async def run(bench: Bench, dossiers: int = 250_000, naive_dossiers: int = 1_000
     return ReplayResult(
         events=count,
         replay_eps=count / seconds,
-        floor_eps=floor_eps,
+        floor_eps=floor.eps,
+        floor_copy_share=floor.copy_share,
         peak_rss_mib=peak,
         quix_eps=count / quix_run.seconds,
         quix_peak_rss_mib=quix_run.peak_rss_mib,
@@ -322,3 +309,12 @@ async def run(bench: Bench, dossiers: int = 250_000, naive_dossiers: int = 1_000
         naive_events=naive_events,
         naive_eps=naive_eps,
     )
+
+
+if __name__ == "__main__":
+    import functools
+
+    from bench.common import run_alone
+
+    # The volumes of `make bench BENCH_ARGS=--quick`: a few minutes, Quix Streams included.
+    run_alone(functools.partial(run, dossiers=25_000, naive_dossiers=250))

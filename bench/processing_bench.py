@@ -1,4 +1,6 @@
-"""Sustained events/s of one processing process, against the naive per-message handler.
+"""Sustained events/s of one processing process, against the naive per-message handler and the
+raw floor (bench/floor.py: plain aiokafka consume + `json.loads` + asyncpg COPY of one row per
+event) of the same events.
 
 Lifecycle events (received, started, resolved) are put on the topic first; the clock runs from
 the service's readiness until every event is applied (one timeline row per event).
@@ -16,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from bench.common import Bench, wait_until
+from bench.floor import consume_and_copy
 from shared.contract import DossierEvent, Topics
 from tests.factories import lifecycle, produce
 from tests.harness import REPO, ServiceProcess
@@ -27,10 +30,17 @@ class ProcessingResult:
     batched_eps: float
     naive_events: int
     naive_eps: float
+    floor_eps: float  # the same topic's records: consume + decode + COPY, nothing else
+    floor_copy_share: float  # of the floor's time, awaiting COPY
 
     @property
     def ratio(self) -> float:
+        """Batched ÷ naive."""
         return self.batched_eps / self.naive_eps
+
+    @property
+    def share_of_floor(self) -> float:
+        return self.batched_eps / self.floor_eps
 
 
 def events_for(dossiers: int, seed: int) -> list[DossierEvent]:
@@ -54,7 +64,8 @@ async def run(
     batched_db, naive_db = bench.database(), bench.database()
     events = events_for(dossiers, 1)
     naive_events = events_for(naive_dossiers, 2)
-    await produce(bench.kafka.bootstrap, Topics("batched.").dossier_events, events)
+    batched_topic = Topics("batched.").dossier_events
+    await produce(bench.kafka.bootstrap, batched_topic, events)
     await produce(bench.kafka.bootstrap, Topics("naive.").dossier_events, naive_events)
 
     service = ServiceProcess("processing", bench.env(batched_db, "batched."), bench.workdir)
@@ -67,6 +78,12 @@ async def run(
         seconds = await wait_until(all_applied, 600, "batched processing")
     finally:
         service.stop()
+
+    # The floor reads the very records the service consumed, from the beginning, while no
+    # service runs.
+    floor = await consume_and_copy(
+        bench.kafka.bootstrap, batched_topic, len(events), bench.database()
+    )
 
     await _migrate(bench, naive_db)
     naive = await asyncio.create_subprocess_exec(
@@ -86,7 +103,12 @@ async def run(
         naive.terminate()
         await naive.wait()
     return ProcessingResult(
-        len(events), len(events) / seconds, len(naive_events), len(naive_events) / naive_seconds
+        events=len(events),
+        batched_eps=len(events) / seconds,
+        naive_events=len(naive_events),
+        naive_eps=len(naive_events) / naive_seconds,
+        floor_eps=floor.eps,
+        floor_copy_share=floor.copy_share,
     )
 
 
