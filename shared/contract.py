@@ -158,6 +158,26 @@ class ResolutionPayload(_Model):
     reason: str | None = Field(default=None, max_length=2000)
 
 
+class PaymentRequestPayload(_Model):
+    """A fee or charge the applicant must pay before processing goes on (status 6)."""
+
+    amount_vnd: int = Field(ge=1, le=10**12, description="in Vietnamese đồng")
+    reason: str = Field(min_length=1, max_length=2000, description="what the payment is for")
+
+
+class PaymentPayload(_Model):
+    """A payment the counter (or the online payment gateway) received for the dossier."""
+
+    amount_vnd: int = Field(ge=1, le=10**12, description="in Vietnamese đồng")
+
+
+class TransferPayload(_Model):
+    """A hand-over to another agency (liên thông / cross-boundary routing)."""
+
+    to_unit: str = Field(min_length=1, max_length=64, description="the new competent unit")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class ApologyPayload(_Model):
     """The apology letter (mẫu 04) for an overdue dossier, with the new appointment."""
 
@@ -235,6 +255,11 @@ class DossierRated(_Envelope):
     payload: RatingPayload
 
 
+class PaymentReceived(_Envelope):
+    type: Literal["PaymentReceived"] = "PaymentReceived"
+    payload: PaymentPayload
+
+
 # Officers' actions. Processing applies them from its own API; on the dossier-events topic they
 # only come from a historical import, which replays a dossier's whole timeline.
 
@@ -269,6 +294,18 @@ class ApologyIssued(_Envelope):
     payload: ApologyPayload
 
 
+class PaymentRequested(_Envelope):
+    type: Literal["PaymentRequested"] = "PaymentRequested"
+    payload: PaymentRequestPayload
+
+
+class DossierTransferred(_Envelope):
+    """The competent unit changes; the deadline does not restart (DOMAIN.md, Transfer)."""
+
+    type: Literal["DossierTransferred"] = "DossierTransferred"
+    payload: TransferPayload
+
+
 class DossierStatusChanged(_Envelope):
     type: Literal["DossierStatusChanged"] = "DossierStatusChanged"
     payload: StatusChangedPayload
@@ -288,6 +325,7 @@ CounterEvent = (
     | ResultReturned
     | DossierWithdrawn
     | DossierRated
+    | PaymentReceived
 )
 OfficerEvent = (
     ProcessingStarted
@@ -296,6 +334,8 @@ OfficerEvent = (
     | DossierStopped
     | ResultDigitized
     | ApologyIssued
+    | PaymentRequested
+    | DossierTransferred
 )
 DossierEvent = Annotated[CounterEvent | OfficerEvent, Field(discriminator="type")]
 StatusEvent = Annotated[DossierStatusChanged | DossierOverdue, Field(discriminator="type")]

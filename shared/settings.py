@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contract import Topics
+from shared.reference import REFERENCE_DIR
 
 # Only for development and tests; production refuses to start with it.
 DEV_ID_HASH_KEY = "motcua-development-only-key"
@@ -34,6 +36,8 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
+    # Units and procedures (data, never code: provinces merge, units are renamed).
+    reference_dir: Path = REFERENCE_DIR
     # Kafka consumers per process, sharing the partitions: one applies a batch while another
     # waits on PostgreSQL (2 measured best on 2 cores; see docs/benchmarks.md).
     consumers: int = Field(default=2, ge=1, le=16)

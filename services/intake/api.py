@@ -29,6 +29,8 @@ from shared.contract import (
     DossierRefusedAtReception,
     DossierStatus,
     DossierWithdrawn,
+    PaymentPayload,
+    PaymentReceived,
     RatingPayload,
     ReasonPayload,
     RefusalPayload,
@@ -448,6 +450,18 @@ async def record_result_returned(
 ) -> Accepted:
     """The result was handed to the applicant."""
     return await _counter_action(intake, caller, dossier_id, lambda f: ResultReturned(**f))
+
+
+@router.post("/dossiers/{dossier_id}/payment", status_code=202, response_model=Accepted)
+async def record_payment(
+    dossier_id: UUID, body: domain.PaymentIn, caller: CurrentCounter, intake: IntakeDep
+) -> Accepted:
+    """The applicant paid (part of) the fee processing asked for; once all of it is paid,
+    processing goes on."""
+    payload = PaymentPayload(amount_vnd=body.amount_vnd)
+    return await _counter_action(
+        intake, caller, dossier_id, lambda f: PaymentReceived(**f, payload=payload)
+    )
 
 
 @router.post("/dossiers/{dossier_id}/withdrawal", status_code=202, response_model=Accepted)

@@ -171,6 +171,10 @@ class ReasonIn(_In):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class PaymentIn(_In):
+    amount_vnd: int = Field(ge=1, le=10**12, description="in Vietnamese đồng")
+
+
 class RatingIn(_In):
     satisfied: bool
     criteria: list[str] = Field(default_factory=list, max_length=20)
@@ -189,6 +193,7 @@ S = DossierStatus
 COUNTER_ACTIONS: dict[str, frozenset[DossierStatus]] = {
     "SupplementReceived": frozenset({S.SUPPLEMENT_REQUESTED}),
     "ResultReturned": frozenset({S.RESOLVED}),
+    "PaymentReceived": frozenset({S.PAYMENT_REQUESTED}),
     "DossierWithdrawn": OPEN_STATUSES,
     "DossierRated": frozenset(set(S) - {S.REFUSED_AT_RECEPTION}),
 }

@@ -27,7 +27,7 @@ class StatusReadModel:
         self.store = store
 
     async def __call__(self, records: Sequence[Record]) -> None:
-        updates: list[tuple[UUID, int, datetime]] = []
+        updates: list[tuple[UUID, int, datetime, str]] = []
         for record in records:
             try:
                 event = decode_status_event(record.value or b"")
@@ -37,7 +37,14 @@ class StatusReadModel:
                 )
                 continue
             if isinstance(event, DossierStatusChanged):
-                updates.append((event.dossier_id, int(event.payload.status), event.occurred_at))
+                updates.append(
+                    (
+                        event.dossier_id,
+                        int(event.payload.status),
+                        event.occurred_at,
+                        event.competent_unit,
+                    )
+                )
         if updates:
             await retry_transient(
                 lambda: self.store.apply_statuses(updates), what="fold status events"

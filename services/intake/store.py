@@ -272,10 +272,11 @@ class IntakeStore:
                     raise AlreadyRated
             await enqueue(conn, [message])
 
-    async def apply_statuses(self, updates: list[tuple[UUID, int, datetime]]) -> None:
-        """Fold processing's status events into the read model; older news never wins."""
+    async def apply_statuses(self, updates: list[tuple[UUID, int, datetime, str]]) -> None:
+        """Fold processing's status events into the read model (the status, and the competent
+        unit, which a transfer changes); older news never wins."""
         await self.pool.executemany(
-            "UPDATE dossiers SET status = $2, status_at = $3 WHERE id = $1 "
+            "UPDATE dossiers SET status = $2, status_at = $3, competent_unit = $4 WHERE id = $1 "
             "AND (status_at IS NULL OR status_at <= $3)",
             updates,
         )

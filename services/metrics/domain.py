@@ -116,7 +116,9 @@ def facts_after(
         # Overdue is sticky: once reported, a dossier stays overdue until it ends.
         # The type tag, not isinstance: pydantic models' metaclass is an ABC, whose isinstance
         # check was 3 % of a replay.
-        overdue=event.type == "DossierOverdue" or (old is not None and old.overdue),
+        # The payload's flag also says it: a second supplementation request makes a dossier
+        # overdue at once, and any change seen after the appointment has passed.
+        overdue=event.type == "DossierOverdue" or p.overdue or (old is not None and old.overdue),
         satisfied=p.satisfied,
         rated_at=event.occurred_at if rated_now else (old.rated_at if old else None),
         last_event_at=max(event.occurred_at, old.last_event_at) if old else event.occurred_at,
@@ -163,6 +165,11 @@ def accumulate(old: DossierFacts | None, new: DossierFacts, out: dict[CounterKey
         was_open, was_overdue = old.is_open, old.overdue
         old_approved, old_electronic = old.approved, old.result_electronic
         old_digitized, old_satisfied = old.digitized, old.satisfied
+        if was_open and old.competent_unit != c:
+            # Transferred (liên thông): the open dossier is now the new competent unit's.
+            state = "overdue" if was_overdue else "within"
+            _add(out, CounterKey(OPEN, old.competent_unit, state), -1)
+            _add(out, CounterKey(OPEN, c, state), 1)
     if was_open and new.is_open and new.overdue and not was_overdue:
         _add(out, CounterKey(OPEN, c, "within"), -1)
         _add(out, CounterKey(OPEN, c, "overdue"), 1)

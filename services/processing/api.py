@@ -21,11 +21,15 @@ from shared.contract import (
     DossierResolved,
     DossierStatus,
     DossierStopped,
+    DossierTransferred,
+    PaymentRequested,
+    PaymentRequestPayload,
     ProcessingStarted,
     ReasonPayload,
     ResolutionPayload,
     ResultDigitized,
     SupplementRequested,
+    TransferPayload,
     new_event_fields,
 )
 from shared.http import Problem, reject_nul_characters
@@ -130,6 +134,16 @@ class ResolutionIn(_Body):
     approved: bool
     result_electronic: bool = False
     reason: str | None = Field(default=None, max_length=2000)
+
+
+class PaymentRequestIn(_Body):
+    amount_vnd: int = Field(ge=1, le=10**12, description="in Vietnamese đồng")
+    reason: str = Field(min_length=1, max_length=2000, description="what the payment is for")
+
+
+class TransferIn(_Body):
+    to_unit: str = Field(min_length=1, max_length=64, description="the competent unit's code")
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 class ApologyIn(_Body):
@@ -300,4 +314,38 @@ async def issue_apology(
     payload = ApologyPayload(new_appointment_at=body.new_appointment_at, reason=body.reason)
     return await _act(
         processing, officer, dossier_id, lambda f: ApologyIssued(**f, payload=payload)
+    )
+
+
+@router.post("/dossiers/{dossier_id}/payment-request", response_model=DossierOut)
+async def request_payment(
+    dossier_id: UUID, body: PaymentRequestIn, officer: CurrentOfficer, processing: ProcessingDep
+) -> DossierOut:
+    """Ask the applicant to pay a fee (status 6); the counter records the payment, after which
+    processing goes on. The deadline keeps running meanwhile."""
+    reject_nul_characters(body)
+    payload = PaymentRequestPayload(amount_vnd=body.amount_vnd, reason=body.reason)
+    return await _act(
+        processing, officer, dossier_id, lambda f: PaymentRequested(**f, payload=payload)
+    )
+
+
+@router.post("/dossiers/{dossier_id}/transfer", response_model=DossierOut)
+async def transfer(
+    dossier_id: UUID, body: TransferIn, officer: CurrentOfficer, processing: ProcessingDep
+) -> DossierOut:
+    """Hand the dossier over to another agency (liên thông); the deadline does not restart, and
+    from then on the dossier is that unit's, not yours."""
+    reject_nul_characters(body)
+    if body.to_unit not in processing.reference.units:
+        raise Problem(
+            422,
+            "Invalid request",
+            "The request does not satisfy the schema",
+            kind="invalid-request",
+            errors=[{"field": "to_unit", "reason": "no unit has this code"}],
+        )
+    payload = TransferPayload(to_unit=body.to_unit, reason=body.reason)
+    return await _act(
+        processing, officer, dossier_id, lambda f: DossierTransferred(**f, payload=payload)
     )

@@ -9,6 +9,7 @@ from shared.auth import Caller
 from shared.calendar import WorkingCalendar
 from shared.contract import Topics
 from shared.http import bearer_caller
+from shared.reference import ReferenceData
 
 
 @dataclass
@@ -17,6 +18,8 @@ class Processing:
     calendar: WorkingCalendar
     topics: Topics
     token_keys: list[str]
+    # Units an officer may transfer a dossier to.
+    reference: ReferenceData
 
     def authenticate(self, authorization: str | None) -> Caller:
         return bearer_caller(authorization, self.token_keys, "officer")

@@ -7,8 +7,10 @@ accept raises Rejected with the reason (the consumer dead-letters it, the API an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from shared.calendar import DAY, Timeliness, WorkingCalendar, classify
@@ -23,7 +25,10 @@ from shared.contract import (
     DossierResolved,
     DossierStatus,
     DossierStopped,
+    DossierTransferred,
     DossierWithdrawn,
+    PaymentReceived,
+    PaymentRequested,
     ProcessingStarted,
     ResultDigitized,
     ResultReturned,
@@ -70,16 +75,26 @@ class Dossier:
     overdue_notified: bool = False
     apology_issued_at: datetime | None = None
     promised_at: datetime | None = None
+    payment_due_vnd: int = 0
+    payment_paid_vnd: int = 0
+    transfers: int = 0
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
 
     def overdue_at(self, now: datetime) -> bool:
-        """Open and past the appointment; waiting for a supplement pauses the clock."""
-        return (
-            self.is_open and self.status is not S.SUPPLEMENT_REQUESTED and now > self.appointment_at
-        )
+        """Open and past the appointment (waiting for a supplement pauses the clock), or asked
+        for a supplement more than once, which counts as overdue (index rule, DOMAIN.md)."""
+        if not self.is_open:
+            return False
+        if self.supplement_requests > 1:
+            return True
+        return self.status is not S.SUPPLEMENT_REQUESTED and now > self.appointment_at
+
+    @property
+    def payment_outstanding_vnd(self) -> int:
+        return max(self.payment_due_vnd - self.payment_paid_vnd, 0)
 
     @property
     def digitized(self) -> bool:
@@ -174,84 +189,163 @@ def _create(event: DossierEvent) -> Change:
     raise Rejected(f"unknown dossier: {event.type} before DossierReceived")
 
 
-def apply(dossier: Dossier | None, event: DossierEvent, calendar: WorkingCalendar) -> Change:  # noqa: PLR0911, PLR0912
-    """Apply one event to a dossier (None before its first event); raises Rejected."""
-    if dossier is None:
-        return _create(event)
-    if isinstance(event, DossierReceived | DossierRefusedAtReception):
-        raise Rejected("dossier already received")
+# One rule per event type: each takes the dossier, the event and the calendar, and returns the
+# Change or raises Rejected. The mypy-visible event type of each rule is checked by `apply`'s
+# dispatch on the type tag (an isinstance chain on pydantic classes costs an ABC check each).
+
+
+def _start(d: Dossier, _event: ProcessingStarted, _cal: WorkingCalendar) -> Change:
+    _require(d, frozenset({S.RECEIVED}), "start processing")
+    return Change(replace(d, status=S.PROCESSING), d.status, "processing started")
+
+
+def _request_supplement(d: Dossier, event: SupplementRequested, _cal: WorkingCalendar) -> Change:
+    _require(d, ACTIVE, "request a supplement for")
+    after = replace(
+        d,
+        status=S.SUPPLEMENT_REQUESTED,
+        supplement_requests=d.supplement_requests + 1,
+        supplement_requested_at=max(event.occurred_at, d.received_at),
+    )
+    return Change(after, d.status, f"supplementation requested: {event.payload.reason}")
+
+
+def _receive_supplement(d: Dossier, event: SupplementReceived, cal: WorkingCalendar) -> Change:
+    _require(d, frozenset({S.SUPPLEMENT_REQUESTED}), "receive a supplement for")
+    assert d.supplement_requested_at is not None
+    pause = cal.working_time(d.supplement_requested_at, event.occurred_at)
+    after = replace(
+        d,
+        status=S.PROCESSING,
+        paused=d.paused + pause,
+        supplement_requested_at=None,
+        appointment_at=cal.advance(d.appointment_at, pause),
+    )
+    return Change(after, d.status, "supplement received")
+
+
+def _resolve(d: Dossier, event: DossierResolved, cal: WorkingCalendar) -> Change:
+    _require(d, ACTIVE, "resolve")
+    p = event.payload
+    if not p.approved and not p.reason:
+        raise Rejected("a refusal needs a reason")
+    if p.approved and d.payment_outstanding_vnd:
+        raise Rejected(
+            f"{d.payment_outstanding_vnd} VND requested for this dossier is not paid yet"
+        )
+    electronic = p.approved and (p.result_electronic or not d.result_is_paper)
+    ended = end(d, S.RESOLVED, event.occurred_at, cal)
+    note = "resolved: approved" if p.approved else f"resolved: refused ({p.reason})"
+    return Change(replace(ended, approved=p.approved, result_electronic=electronic), d.status, note)
+
+
+def _digitize_result(d: Dossier, _event: ResultDigitized, _cal: WorkingCalendar) -> Change:
+    _require(d, frozenset({S.RESOLVED, S.RESULT_RETURNED}), "digitize the result of")
+    if not d.approved:
+        raise Rejected("a refused dossier has no result to digitize")
+    if d.result_electronic:
+        raise Rejected("the result is already electronic")
+    return Change(replace(d, result_electronic=True), d.status, "result digitized")
+
+
+def _return_result(d: Dossier, event: ResultReturned, cal: WorkingCalendar) -> Change:
+    _require(d, frozenset({S.RESOLVED}), "return the result of")
+    ended = end(d, S.RESULT_RETURNED, event.occurred_at, cal)
+    return Change(ended, d.status, "result returned to the applicant")
+
+
+def _stop(d: Dossier, event: DossierStopped, cal: WorkingCalendar) -> Change:
+    _require(d, OPEN_STATUSES, "stop")
+    ended = end(d, S.STOPPED, event.occurred_at, cal)
+    return Change(ended, d.status, f"stopped: {event.payload.reason}")
+
+
+def _withdraw(d: Dossier, event: DossierWithdrawn, cal: WorkingCalendar) -> Change:
+    _require(d, OPEN_STATUSES, "withdraw")
+    ended = end(d, S.WITHDRAWN, event.occurred_at, cal)
+    return Change(ended, d.status, f"withdrawn: {event.payload.reason}")
+
+
+def _apologize(d: Dossier, event: ApologyIssued, _cal: WorkingCalendar) -> Change:
     at = event.occurred_at
-    before = dossier.status
-    d = dossier
-    if isinstance(event, ProcessingStarted):
-        _require(d, frozenset({S.RECEIVED}), "start processing")
-        return Change(replace(d, status=S.PROCESSING), before, "processing started")
-    if isinstance(event, SupplementRequested):
-        _require(d, ACTIVE, "request a supplement for")
-        after = replace(
-            d,
-            status=S.SUPPLEMENT_REQUESTED,
-            supplement_requests=d.supplement_requests + 1,
-            supplement_requested_at=max(at, d.received_at),
-        )
-        return Change(after, before, f"supplementation requested: {event.payload.reason}")
-    if isinstance(event, SupplementReceived):
-        _require(d, frozenset({S.SUPPLEMENT_REQUESTED}), "receive a supplement for")
-        assert d.supplement_requested_at is not None
-        pause = calendar.working_time(d.supplement_requested_at, at)
-        after = replace(
-            d,
-            status=S.PROCESSING,
-            paused=d.paused + pause,
-            supplement_requested_at=None,
-            appointment_at=calendar.advance(d.appointment_at, pause),
-        )
-        return Change(after, before, "supplement received")
-    if isinstance(event, DossierResolved):
-        _require(d, ACTIVE, "resolve")
-        p = event.payload
-        if not p.approved and not p.reason:
-            raise Rejected("a refusal needs a reason")
-        electronic = p.approved and (p.result_electronic or not d.result_is_paper)
-        ended = end(d, S.RESOLVED, at, calendar)
-        note = "resolved: approved" if p.approved else f"resolved: refused ({p.reason})"
-        return Change(
-            replace(ended, approved=p.approved, result_electronic=electronic), before, note
-        )
-    if isinstance(event, ResultDigitized):
-        _require(d, frozenset({S.RESOLVED, S.RESULT_RETURNED}), "digitize the result of")
-        if not d.approved:
-            raise Rejected("a refused dossier has no result to digitize")
-        if d.result_electronic:
-            raise Rejected("the result is already electronic")
-        return Change(replace(d, result_electronic=True), before, "result digitized")
-    if isinstance(event, ResultReturned):
-        _require(d, frozenset({S.RESOLVED}), "return the result of")
-        return Change(
-            end(d, S.RESULT_RETURNED, at, calendar), before, "result returned to the applicant"
-        )
-    if isinstance(event, DossierStopped):
-        _require(d, OPEN_STATUSES, "stop")
-        return Change(end(d, S.STOPPED, at, calendar), before, f"stopped: {event.payload.reason}")
-    if isinstance(event, DossierWithdrawn):
-        _require(d, OPEN_STATUSES, "withdraw")
-        return Change(
-            end(d, S.WITHDRAWN, at, calendar), before, f"withdrawn: {event.payload.reason}"
-        )
-    if isinstance(event, ApologyIssued):
-        if not d.overdue_at(at):
-            raise Rejected("an apology is issued only for an open dossier past its appointment")
-        if event.payload.new_appointment_at <= at:
-            raise Rejected("the new appointment must be in the future")
-        after = replace(d, apology_issued_at=at, promised_at=event.payload.new_appointment_at)
-        return Change(after, before, f"apology issued, new appointment {after.promised_at}")
-    assert isinstance(event, DossierRated)
+    if not d.overdue_at(at):
+        raise Rejected("an apology is issued only for an open dossier past its appointment")
+    if event.payload.new_appointment_at <= at:
+        raise Rejected("the new appointment must be in the future")
+    after = replace(d, apology_issued_at=at, promised_at=event.payload.new_appointment_at)
+    return Change(after, d.status, f"apology issued, new appointment {after.promised_at}")
+
+
+def _rate(d: Dossier, event: DossierRated, _cal: WorkingCalendar) -> Change:
     if d.status is S.REFUSED_AT_RECEPTION:
         raise Rejected("a dossier refused at reception cannot be rated")
     if d.satisfied is not None:
         raise Rejected("dossier already rated")
     verdict = "satisfied" if event.payload.satisfied else "unsatisfied"
-    return Change(replace(d, satisfied=event.payload.satisfied), before, f"rated: {verdict}")
+    return Change(replace(d, satisfied=event.payload.satisfied), d.status, f"rated: {verdict}")
+
+
+def _request_payment(d: Dossier, event: PaymentRequested, _cal: WorkingCalendar) -> Change:
+    # The clock keeps running while the applicant pays: only a supplementation wait is
+    # excluded from processing time (DOMAIN.md).
+    _require(d, frozenset({S.RECEIVED, S.PROCESSING}), "request a payment for")
+    amount = event.payload.amount_vnd
+    # An earlier overpayment is not credited to a new request (refunds are settled apart), so
+    # a request always leaves `amount` outstanding.
+    due = max(d.payment_due_vnd, d.payment_paid_vnd) + amount
+    after = replace(d, status=S.PAYMENT_REQUESTED, payment_due_vnd=due)
+    return Change(after, d.status, f"payment of {amount} VND requested: {event.payload.reason}")
+
+
+def _receive_payment(d: Dossier, event: PaymentReceived, _cal: WorkingCalendar) -> Change:
+    _require(d, frozenset({S.PAYMENT_REQUESTED}), "receive a payment for")
+    paid = d.payment_paid_vnd + event.payload.amount_vnd
+    if paid < d.payment_due_vnd:
+        # A partial payment is recorded, never refused: the money was handed over.
+        after = replace(d, payment_paid_vnd=paid)
+        return Change(after, d.status, f"partial payment: {paid} of {d.payment_due_vnd} VND")
+    after = replace(d, status=S.PROCESSING, payment_paid_vnd=paid)
+    return Change(after, d.status, f"payment received: {event.payload.amount_vnd} VND")
+
+
+def _transfer(d: Dossier, event: DossierTransferred, _cal: WorkingCalendar) -> Change:
+    _require(d, ACTIVE | {S.SUPPLEMENT_REQUESTED}, "transfer")
+    to_unit = event.payload.to_unit
+    if to_unit == d.competent_unit:
+        raise Rejected(f"the dossier is already handled by {to_unit}")
+    # The appointment, the pauses and the reception instant stay: a transfer never restarts
+    # the deadline (DOMAIN.md, Transfer).
+    after = replace(d, competent_unit=to_unit, transfers=d.transfers + 1)
+    note = f"transferred from {d.competent_unit} to {to_unit}: {event.payload.reason}"
+    return Change(after, d.status, note)
+
+
+_Rule = Callable[[Dossier, Any, WorkingCalendar], Change]
+_RULES: dict[str, _Rule] = {
+    "ProcessingStarted": _start,
+    "SupplementRequested": _request_supplement,
+    "SupplementReceived": _receive_supplement,
+    "DossierResolved": _resolve,
+    "ResultDigitized": _digitize_result,
+    "ResultReturned": _return_result,
+    "DossierStopped": _stop,
+    "DossierWithdrawn": _withdraw,
+    "ApologyIssued": _apologize,
+    "DossierRated": _rate,
+    "PaymentRequested": _request_payment,
+    "PaymentReceived": _receive_payment,
+    "DossierTransferred": _transfer,
+}
+
+
+def apply(dossier: Dossier | None, event: DossierEvent, calendar: WorkingCalendar) -> Change:
+    """Apply one event to a dossier (None before its first event); raises Rejected."""
+    if dossier is None:
+        return _create(event)
+    rule = _RULES.get(event.type)
+    if rule is None:
+        raise Rejected("dossier already received")
+    return rule(dossier, event, calendar)
 
 
 def mark_overdue(dossier: Dossier, now: datetime) -> Change:

@@ -90,6 +90,7 @@ class Batch:
                 "(s->>'ended_at')::timestamptz, (s->>'overdue_notified')::boolean, w, s "
                 "FROM unnest($1::jsonb[], $2::boolean[]) AS u(s, w) "
                 "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
+                "competent_unit = EXCLUDED.competent_unit, "
                 "appointment_at = EXCLUDED.appointment_at, ended_at = EXCLUDED.ended_at, "
                 "overdue = EXCLUDED.overdue, watch = EXCLUDED.watch, state = EXCLUDED.state",
                 [_dossier.dump_json(d).decode() for d in dossiers],
@@ -145,7 +146,8 @@ class ProcessingStore:
             "SELECT state FROM dossiers WHERE competent_unit = $1 "
             "AND ($2::smallint IS NULL OR status = $2) "
             "AND ($3::boolean IS NULL OR "
-            "(ended_at IS NULL AND status <> 5 AND appointment_at < now()) = $3) "
+            "(ended_at IS NULL AND ((state->>'supplement_requests')::int > 1 "
+            "OR (status <> 5 AND appointment_at < now()))) = $3) "
             "AND ($4::text IS NULL OR procedure_code = $4) "
             "AND ($5::timestamptz IS NULL OR received_at >= $5) "
             "AND ($6::timestamptz IS NULL OR received_at < $6) "

@@ -32,9 +32,10 @@ def event(
     previous: DossierStatus | None,
     hours: int = 0,
     overdue_notice: bool = False,
+    competent: str = "T001.H01",
     **payload: Any,
 ) -> DossierStatusChanged | DossierOverdue:
-    fields = new_event_fields(T0 + timedelta(hours=hours), ID, "T001.H01.X01", "T001.H01")
+    fields = new_event_fields(T0 + timedelta(hours=hours), ID, "T001.H01.X01", competent)
     body = StatusChangedPayload(
         dossier_code="c",
         procedure_code="p",
@@ -124,6 +125,48 @@ def test_open_gauge_moves_from_within_to_overdue_and_out() -> None:
     assert ended[k(d.OPEN, "T001.H01", "overdue")] == -1
     assert ended[k(d.COMPLETED, "T001.H01", "late")] == 1
     assert ended[k(d.RESOLUTION_SUM, "T001.H01")] == 3750
+
+
+def test_a_transfer_moves_the_open_dossier_to_the_new_competent_unit() -> None:
+    _, total = fold(
+        None,
+        [
+            event(S.RECEIVED, None),
+            event(S.PROCESSING, S.PROCESSING, 2, competent="T002.H01"),
+            event(
+                S.RESOLVED,
+                S.PROCESSING,
+                20,
+                competent="T002.H01",
+                approved=True,
+                ended_at=T0 + timedelta(hours=20),
+                timeliness=Timeliness.EARLY,
+                elapsed_working_days=0.8,
+            ),
+        ],
+    )
+    assert nonzero(total)[k(d.OPEN, "T001.H01", "within")] == 0
+    assert nonzero(total)[k(d.OPEN, "T002.H01", "within")] == 0
+    assert total[k(d.COMPLETED, "T002.H01", "early")] == 1
+    assert k(d.COMPLETED, "T001.H01", "early") not in nonzero(total)
+    _, moved = fold(
+        None, [event(S.RECEIVED, None), event(S.PROCESSING, S.PROCESSING, 2, competent="T002.H01")]
+    )
+    assert nonzero(moved)[k(d.OPEN, "T002.H01", "within")] == 1
+    assert k(d.OPEN, "T001.H01", "within") not in nonzero(moved)
+
+
+def test_an_overdue_flag_in_the_payload_counts_without_the_watchs_notice() -> None:
+    # A second supplementation request: overdue at once, days before the appointment.
+    _, total = fold(
+        None,
+        [
+            event(S.RECEIVED, None),
+            event(S.SUPPLEMENT_REQUESTED, S.PROCESSING, 3, supplement_requests=2, overdue=True),
+        ],
+    )
+    assert nonzero(total)[k(d.OPEN, "T001.H01", "overdue")] == 1
+    assert k(d.OPEN, "T001.H01", "within") not in nonzero(total)
 
 
 def test_refused_at_reception_is_not_a_reception() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 import uuid
 from datetime import datetime, timedelta
 
@@ -24,7 +25,10 @@ from shared.contract import (
     DossierResolved,
     DossierStatus,
     DossierStopped,
+    DossierTransferred,
     DossierWithdrawn,
+    PaymentReceived,
+    PaymentRequested,
     ProcessingStarted,
     ResultDigitized,
     ResultReturned,
@@ -35,6 +39,7 @@ from shared.contract import (
     encode_status_event,
     new_event_fields,
 )
+from shared.contract import DossierEvent as DossierEventUnion
 
 CAL = WorkingCalendar.vietnam(range(2025, 2028))
 S = DossierStatus
@@ -196,6 +201,113 @@ def test_overdue_is_noticed_once_and_an_apology_follows() -> None:
     assert after.appointment_at == d.appointment_at  # the index still measures the original date
 
 
+def test_every_event_type_of_the_contract_has_a_rule() -> None:
+    types = {
+        t.model_fields["type"].default
+        for t in typing.get_args(typing.get_args(DossierEventUnion)[0])
+    }
+    assert types == set(domain._RULES) | {"DossierReceived", "DossierRefusedAtReception"}
+
+
+def test_second_supplementation_request_makes_an_open_dossier_overdue_at_once() -> None:
+    d = run(
+        received(days=5),
+        SupplementRequested(**fields(MONDAY + timedelta(hours=2)), payload={"reason": "1"}),
+        SupplementReceived(**fields(MONDAY + timedelta(hours=3))),
+    )
+    assert not d.overdue_at(MONDAY + timedelta(hours=4))
+    d = domain.apply(
+        d, SupplementRequested(**fields(MONDAY + timedelta(hours=4)), payload={"reason": "2"}), CAL
+    ).dossier
+    # Days before the appointment, and while waiting: still overdue (index rule).
+    assert d.overdue_at(MONDAY + timedelta(hours=5))
+    change = domain.Change(d, S.PROCESSING, "")
+    assert domain.status_payload(change, MONDAY + timedelta(hours=5))["overdue"] is True
+
+
+def test_payment_request_holds_approval_until_paid_in_full() -> None:
+    asked = PaymentRequested(
+        **fields(MONDAY + timedelta(hours=1)), payload={"amount_vnd": 50_000, "reason": "lệ phí"}
+    )
+    d = run(received(), ProcessingStarted(**fields(MONDAY + timedelta(minutes=30))), asked)
+    assert d.status is S.PAYMENT_REQUESTED
+    approve = DossierResolved(**fields(MONDAY + timedelta(hours=2)), payload={"approved": True})
+    with pytest.raises(domain.Rejected, match="50000 VND requested for this dossier is not paid"):
+        domain.apply(d, approve, CAL)
+    part = domain.apply(
+        d,
+        PaymentReceived(**fields(MONDAY + timedelta(hours=2)), payload={"amount_vnd": 20_000}),
+        CAL,
+    )
+    assert part.dossier.status is S.PAYMENT_REQUESTED
+    assert part.note == "partial payment: 20000 of 50000 VND"
+    rest = domain.apply(
+        part.dossier,
+        PaymentReceived(**fields(MONDAY + timedelta(hours=3)), payload={"amount_vnd": 30_000}),
+        CAL,
+    ).dossier
+    assert rest.status is S.PROCESSING
+    # The clock ran while the applicant paid: only supplementation waits are excluded.
+    assert rest.appointment_at == d.appointment_at
+    assert rest.paused == timedelta(0)
+    resolved = domain.apply(rest, approve, CAL).dossier
+    assert resolved.status is S.RESOLVED
+    assert resolved.approved
+
+
+def test_refusal_needs_no_payment_and_a_payment_needs_a_request() -> None:
+    refused = run(
+        received(),
+        PaymentRequested(**fields(MONDAY), payload={"amount_vnd": 1, "reason": "phí"}),
+        DossierResolved(
+            **fields(MONDAY + timedelta(hours=1)), payload={"approved": False, "reason": "sai"}
+        ),
+    )
+    assert refused.status is S.RESOLVED
+    with pytest.raises(domain.Rejected, match="receive a payment for a dossier that is received"):
+        run(received(), PaymentReceived(**fields(MONDAY), payload={"amount_vnd": 1}))
+
+
+def test_transfer_changes_the_competent_unit_and_never_restarts_the_deadline() -> None:
+    before = run(
+        received(),
+        ProcessingStarted(**fields(MONDAY + timedelta(hours=1))),
+        SupplementRequested(**fields(MONDAY + timedelta(days=1)), payload={"reason": "thiếu"}),
+        SupplementReceived(**fields(MONDAY + timedelta(days=2))),
+    )
+    moved = domain.apply(
+        before,
+        DossierTransferred(
+            **fields(MONDAY + timedelta(days=2, hours=1)),
+            payload={"to_unit": "T002.H01", "reason": "liên thông"},
+        ),
+        CAL,
+    )
+    after = moved.dossier
+    assert after.competent_unit == "T002.H01"
+    assert after.receiving_unit == "T001.H01"
+    assert (after.received_at, after.appointment_at, after.paused, after.status) == (
+        before.received_at,
+        before.appointment_at,
+        before.paused,
+        S.PROCESSING,
+    )
+    assert moved.note == "transferred from T001.H01 to T002.H01: liên thông"
+    ended = domain.apply(
+        after,
+        DossierResolved(**fields(MONDAY + timedelta(days=3)), payload={"approved": True}),
+        CAL,
+    ).dossier
+    # Measured from the first reception, less the supplement wait: 3 - 1 working days.
+    assert ended.elapsed_working_days == pytest.approx(2.0)
+    with pytest.raises(domain.Rejected, match=r"already handled by T002\.H01"):
+        domain.apply(
+            after,
+            DossierTransferred(**fields(MONDAY), payload={"to_unit": "T002.H01", "reason": "x"}),
+            CAL,
+        )
+
+
 # --------------------------------------------------------------------------- stateful
 
 
@@ -209,6 +321,8 @@ class DossierLife(RuleBasedStateMachine):
         self.first_end: datetime | None = None
         self.waits = timedelta(0)
         self.asked_at: datetime | None = None
+        self.original_appointment = self.dossier.appointment_at
+        self.notices = 0
 
     def _try(self, event: DossierEvent) -> None:
         before = self.dossier
@@ -260,6 +374,37 @@ class DossierLife(RuleBasedStateMachine):
     def withdraw(self) -> None:
         self._try(DossierWithdrawn(**fields(self.now), payload={"reason": "r"}))
 
+    @rule(amount=st.integers(min_value=1, max_value=3))
+    def request_payment(self, amount: int) -> None:
+        self._try(
+            PaymentRequested(**fields(self.now), payload={"amount_vnd": amount, "reason": "phí"})
+        )
+
+    @rule(amount=st.integers(min_value=1, max_value=3))
+    def pay(self, amount: int) -> None:
+        self._try(PaymentReceived(**fields(self.now), payload={"amount_vnd": amount}))
+
+    @rule(unit=st.sampled_from(["T001.H01", "T002.H01", "T003.X01"]))
+    def transfer(self, unit: str) -> None:
+        self._try(DossierTransferred(**fields(self.now), payload={"to_unit": unit, "reason": "lt"}))
+
+    @rule(days=st.integers(min_value=-1, max_value=5))
+    def apologize(self, days: int) -> None:
+        self._try(
+            ApologyIssued(
+                **fields(self.now),
+                payload={"new_appointment_at": self.now + timedelta(days=days), "reason": "r"},
+            )
+        )
+
+    @rule()
+    def overdue_watch(self) -> None:
+        try:
+            self.dossier = domain.mark_overdue(self.dossier, self.now).dossier
+        except domain.Rejected:
+            return
+        self.notices += 1
+
     @rule(satisfied=st.booleans())
     def rate(self, satisfied: bool) -> None:
         self._try(DossierRated(**fields(self.now), payload={"satisfied": satisfied}))
@@ -284,6 +429,28 @@ class DossierLife(RuleBasedStateMachine):
     @invariant()
     def deadline_never_before_reception(self) -> None:
         assert self.dossier.appointment_at >= self.dossier.received_at
+
+    @invariant()
+    def the_deadline_moves_only_by_the_supplement_waits(self) -> None:
+        # Not by a transfer, a payment, an apology (its promise is kept apart) or the watch.
+        assert self.dossier.appointment_at == CAL.advance(self.original_appointment, self.waits)
+
+    @invariant()
+    def overdue_is_noticed_at_most_once_and_only_when_overdue(self) -> None:
+        assert self.notices <= 1
+        d = self.dossier
+        if d.is_open and d.supplement_requests > 1:
+            assert d.overdue_at(self.now)
+        if d.ended_at is not None and d.supplement_requests > 1:
+            assert d.timeliness is Timeliness.LATE
+
+    @invariant()
+    def approval_only_when_paid(self) -> None:
+        d = self.dossier
+        if d.approved:
+            assert d.payment_outstanding_vnd == 0
+        if d.status is S.PAYMENT_REQUESTED:
+            assert d.payment_outstanding_vnd > 0
 
     @invariant()
     def paused_time_is_never_counted(self) -> None:
