@@ -11,7 +11,10 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from pydantic import TypeAdapter
 
+from services.intake.samples import sample_submission
+from services.processing import domain
 from shared.contract import (
     DossierEvent,
     DossierOverdue,
@@ -19,11 +22,13 @@ from shared.contract import (
     Topics,
     decode_status_event,
 )
+from shared.reference import REFERENCE_DIR, load_reference
 from tests.conftest import Isolated, Services
-from tests.factories import lifecycle, produce, received
-from tests.harness import eventually, group_caught_up, officer_token
+from tests.factories import CAL, lifecycle, produce, received
+from tests.harness import counter_token, eventually, group_caught_up, officer_token, scrape
 
 pytestmark = pytest.mark.integration
+_stored = TypeAdapter(domain.Dossier)
 
 
 async def db_state(url: str) -> tuple[int, int, int]:
@@ -130,6 +135,23 @@ async def test_kill_9_mid_batch_and_two_instances_in_one_group_keep_state_exact(
     await eventually(exact, within=120, what="every dossier resolved exactly once")
     await asyncio.sleep(2)
     assert await db_state(isolated.database_url) == (1500, 1500, 4500)
+    # Not only the counts: every dossier's state is the one the rules give for its events.
+    expected = {}
+    for events in per_dossier:
+        dossier = None
+        for event in events:
+            dossier = domain.apply(dossier, event, CAL).dossier
+        assert dossier is not None
+        expected[dossier.id] = dossier
+    conn = await asyncpg.connect(isolated.database_url)
+    try:
+        stored = {
+            r["id"]: _stored.validate_json(r["state"])
+            for r in await conn.fetch("SELECT id, state FROM processing.dossiers")
+        }
+    finally:
+        await conn.close()
+    assert stored == expected
 
 
 async def test_officers_api_lists_filters_and_refuses_illegal_actions(
@@ -227,3 +249,114 @@ async def test_officers_api_lists_filters_and_refuses_illegal_actions(
         e for e in await status_events(isolated) if type(e).__name__ == "DossierOverdue"
     ]
     assert [e.dossier_id for e in overdue_notices] == [late.dossier_id]
+
+
+async def test_payment_and_transfer_through_both_apis_reach_metrics(
+    isolated: Isolated, services: Services
+) -> None:
+    """A counter and officers, each through their own API: a fee is requested, paid at the
+    counter in two parts, and the dossier approved; another dossier is transferred to a unit of
+    another province, which then owns it (and its place in the open gauge) and resolves it."""
+    intake = services.start("intake")
+    proc = services.start("processing")
+    metrics = services.start("metrics")
+    rng = random.Random(5)
+    desk_unit, body = sample_submission(rng)
+    counter = counter_token(desk_unit)
+    async with (
+        httpx.AsyncClient(base_url=intake.url, timeout=30) as desk,
+        httpx.AsyncClient(base_url=proc.url, timeout=30) as office,
+    ):
+        ids = []
+        for _ in range(2):
+            r = await desk.post("/v1/dossiers", json=body, headers=counter)
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["dossier_id"])
+        fee, moved = ids
+        unit = r.json()["competent_unit"]
+        officer = officer_token(unit)
+        units = load_reference(REFERENCE_DIR).units
+        to_unit = next(u.code for u in units.values() if u.province != units[unit].province)
+
+        async def in_processing() -> bool:
+            got = [await office.get(f"/v1/dossiers/{i}", headers=officer) for i in ids]
+            return all(g.status_code == 200 for g in got)
+
+        await eventually(in_processing, what="both dossiers in processing")
+        assert (await office.post(f"/v1/dossiers/{fee}/start", headers=officer)).status_code == 200
+        asked = await office.post(
+            f"/v1/dossiers/{fee}/payment-request",
+            json={"amount_vnd": 100_000, "reason": "Lệ phí cấp giấy"},
+            headers=officer,
+        )
+        assert asked.json()["status_name"] == "payment_requested", asked.text
+        early = await office.post(
+            f"/v1/dossiers/{fee}/resolution", json={"approved": True}, headers=officer
+        )
+        assert early.status_code == 409
+        assert early.json()["detail"] == "100000 VND requested for this dossier is not paid yet"
+
+        async def counter_sees_the_request() -> bool:
+            r = await desk.get(f"/v1/dossiers/{fee}", headers=counter)
+            return bool(r.json()["status_name"] == "payment_requested")
+
+        await eventually(counter_sees_the_request, what="the counter's read model")
+        for amount in (40_000, 60_000):
+            paid = await desk.post(
+                f"/v1/dossiers/{fee}/payment", json={"amount_vnd": amount}, headers=counter
+            )
+            assert paid.status_code == 202, paid.text
+        bad = await desk.post(
+            f"/v1/dossiers/{fee}/payment", json={"amount_vnd": 0}, headers=counter
+        )
+        assert bad.status_code == 422
+        assert bad.headers["content-type"] == "application/problem+json"
+
+        async def paid_in_full() -> bool:
+            r = await office.get(f"/v1/dossiers/{fee}", headers=officer)
+            return bool(r.json()["status_name"] == "processing")
+
+        await eventually(paid_in_full, what="payment applied")
+        slip = (await office.get(f"/v1/dossiers/{fee}", headers=officer)).json()["timeline"]
+        assert [t["note"] for t in slip[-3:]] == [
+            "payment of 100000 VND requested: Lệ phí cấp giấy",
+            "partial payment: 40000 of 100000 VND",
+            "payment received: 60000 VND",
+        ]
+        approved = await office.post(
+            f"/v1/dossiers/{fee}/resolution", json={"approved": True}, headers=officer
+        )
+        assert approved.json()["status_name"] == "resolved", approved.text
+
+        unknown = await office.post(
+            f"/v1/dossiers/{moved}/transfer",
+            json={"to_unit": "NOPE", "reason": "liên thông"},
+            headers=officer,
+        )
+        assert unknown.status_code == 422
+        before = (await office.get(f"/v1/dossiers/{moved}", headers=officer)).json()
+        handed = await office.post(
+            f"/v1/dossiers/{moved}/transfer",
+            json={"to_unit": to_unit, "reason": "Liên thông cấp tỉnh"},
+            headers=officer,
+        )
+        assert handed.status_code == 200, handed.text
+        assert (await office.get(f"/v1/dossiers/{moved}", headers=officer)).status_code == 404
+        theirs = await office.get(f"/v1/dossiers/{moved}", headers=officer_token(to_unit))
+        after = theirs.json()
+        assert (after["competent_unit"], after["receiving_unit"]) == (to_unit, desk_unit)
+        assert after["appointment_at"] == before["appointment_at"]
+        assert after["timeline"][-1]["note"] == (
+            f"transferred from {unit} to {to_unit}: Liên thông cấp tỉnh"
+        )
+
+    async def gauge_moved() -> bool:
+        samples = await scrape(metrics.url)
+        return (
+            samples.get(f'motcua_dossiers_open{{deadline="within",unit="{to_unit}"}}') == 1
+            and samples.get(f'motcua_dossiers_open{{deadline="within",unit="{unit}"}}', 0) == 0
+            and samples.get(f'motcua_dossiers_resolved_total{{decision="approved",unit="{unit}"}}')
+            == 1
+        )
+
+    await eventually(gauge_moved, what="metrics follow the transfer and the approval")
