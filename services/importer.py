@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,6 +33,7 @@ from services.intake.store import CODE_PLACEHOLDER, CodedEvent, IntakeStore, Los
 from services.processing import domain as processing
 from shared.calendar import WorkingCalendar
 from shared.contract import (
+    ApologyIssued,
     DossierEvent,
     DossierRated,
     DossierReceived,
@@ -40,8 +41,12 @@ from shared.contract import (
     DossierResolved,
     DossierStatus,
     DossierStopped,
+    DossierTransferred,
     DossierWithdrawn,
+    PaymentReceived,
+    PaymentRequested,
     ProcessingStarted,
+    ResultDigitized,
     ResultReturned,
     SupplementReceived,
     SupplementRequested,
@@ -67,6 +72,11 @@ StepType = Literal[
     "withdrawn",
     "returned",
     "rated",
+    "payment_requested",
+    "payment_received",
+    "transferred",
+    "apology_issued",
+    "result_digitized",
 ]
 _NAMESPACE = uuid.UUID("6f1d7c1e-3a52-4e0b-9a51-7d7f0c1b2a10")
 
@@ -81,6 +91,9 @@ class TimelineStep(BaseModel):
     result_electronic: bool = False
     satisfied: bool | None = None
     criteria: list[str] = Field(default_factory=list, max_length=20)
+    amount_vnd: int | None = None
+    to_unit: str | None = Field(default=None, max_length=64)
+    new_appointment_at: AwareDatetime | None = None
 
 
 class ImportLine(reception.SubmissionIn):
@@ -113,34 +126,82 @@ class Summary:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-def _step_event(step: TimelineStep, fields: dict[str, object]) -> DossierEvent:  # noqa: PLR0911 - one return per step type reads best
-    match step.type:
-        case "processing_started":
-            return ProcessingStarted(**fields)
-        case "supplement_requested":
-            return SupplementRequested(**fields, payload={"reason": step.reason or "bổ sung"})
-        case "supplement_received":
-            return SupplementReceived(**fields)
-        case "resolved":
-            return DossierResolved(
-                **fields,
-                payload={
-                    "approved": bool(step.approved),
-                    "result_electronic": step.result_electronic,
-                    "reason": step.reason,
-                },
-            )
-        case "stopped":
-            return DossierStopped(**fields, payload={"reason": step.reason or "dừng xử lý"})
-        case "withdrawn":
-            return DossierWithdrawn(**fields, payload={"reason": step.reason or "rút hồ sơ"})
-        case "returned":
-            return ResultReturned(**fields)
-        case "rated":
-            return DossierRated(
-                **fields,
-                payload={"satisfied": bool(step.satisfied), "criteria": tuple(step.criteria)},
-            )
+# Each step type: the event it becomes, and its payload from the step's fields (None: no payload).
+_STEPS: dict[str, tuple[Any, Callable[[TimelineStep], dict[str, Any]] | None]] = {
+    "processing_started": (ProcessingStarted, None),
+    "supplement_requested": (SupplementRequested, lambda s: {"reason": s.reason or "bổ sung"}),
+    "supplement_received": (SupplementReceived, None),
+    "resolved": (
+        DossierResolved,
+        lambda s: {
+            "approved": bool(s.approved),
+            "result_electronic": s.result_electronic,
+            "reason": s.reason,
+        },
+    ),
+    "stopped": (DossierStopped, lambda s: {"reason": s.reason or "dừng xử lý"}),
+    "withdrawn": (DossierWithdrawn, lambda s: {"reason": s.reason or "rút hồ sơ"}),
+    "returned": (ResultReturned, None),
+    "rated": (
+        DossierRated,
+        lambda s: {"satisfied": bool(s.satisfied), "criteria": tuple(s.criteria)},
+    ),
+    "payment_requested": (
+        PaymentRequested,
+        lambda s: {"amount_vnd": s.amount_vnd, "reason": s.reason or "phí"},
+    ),
+    "payment_received": (PaymentReceived, lambda s: {"amount_vnd": s.amount_vnd}),
+    "transferred": (
+        DossierTransferred,
+        lambda s: {"to_unit": s.to_unit, "reason": s.reason or "liên thông"},
+    ),
+    "apology_issued": (
+        ApologyIssued,
+        lambda s: {"new_appointment_at": s.new_appointment_at, "reason": s.reason or "xin lỗi"},
+    ),
+    "result_digitized": (ResultDigitized, None),
+}
+
+
+def _step_event(step: TimelineStep, fields: dict[str, object]) -> DossierEvent:
+    """The step as its event; raises ValidationError when a field its payload needs is absent."""
+    event_type, payload = _STEPS[step.type]
+    event: DossierEvent = (
+        event_type(**fields) if payload is None else event_type(**fields, payload=payload(step))
+    )
+    return event
+
+
+def _replay(
+    line: ImportLine,
+    dossier: processing.Dossier,
+    fields: Callable[[datetime], dict[str, object]],
+    reference: ReferenceData,
+    calendar: WorkingCalendar,
+) -> tuple[list[DossierEvent], list[str]]:
+    """The timeline's events, each checked by processing's state machine; or why it is refused
+    (the second list, empty when every step holds)."""
+    events: list[DossierEvent] = []
+    previous = line.received_at
+    for n, step in enumerate(line.timeline, start=1):
+        where = f"timeline.{n}: {step.type}"
+        if step.at < previous:
+            return events, [f"{where} at {step.at} is before the step it follows"]
+        previous = step.at
+        if step.type == "transferred" and step.to_unit not in reference.units:
+            return events, [f"{where}: to_unit {step.to_unit} is not in the reference data"]
+        try:
+            event = _step_event(step, fields(step.at))
+            dossier = processing.apply(dossier, event, calendar).dossier
+        except ValidationError as exc:
+            return events, [
+                f"{where}: {'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}"
+                for e in exc.errors(include_input=False)
+            ]
+        except processing.Rejected as exc:
+            return events, [f"{where}: {exc}"]
+        events.append(event)
+    return events, []
 
 
 def _parse(raw: str) -> ImportLine | list[str]:
@@ -192,23 +253,15 @@ def plan(
         ),
     )
     dossier = processing.apply(None, received, calendar).dossier
-    events: list[DossierEvent] = []
-    previous = line.received_at
-    for n, step in enumerate(line.timeline, start=1):
-        if step.at < previous:
-            return [f"timeline.{n}: {step.type} at {step.at} is before the step it follows"]
-        previous = step.at
-        event = _step_event(
-            step,
-            new_event_fields(
-                step.at, dossier_id, unit.code, verdict.competent_unit.code, actor="import"
-            ),
+
+    def fields(at: datetime) -> dict[str, object]:
+        return new_event_fields(
+            at, dossier_id, unit.code, verdict.competent_unit.code, actor="import"
         )
-        try:
-            dossier = processing.apply(dossier, event, calendar).dossier
-        except processing.Rejected as exc:
-            return [f"timeline.{n}: {step.type}: {exc}"]
-        events.append(event)
+
+    events, refused = _replay(line, dossier, fields, reference, calendar)
+    if refused:
+        return refused
     return Planned(
         line_no,
         line,

@@ -95,3 +95,42 @@ def test_a_nul_character_refuses_the_line_with_the_field() -> None:
         KEY,
     )
     assert refused == ["applicant.name: must not contain the NUL character"]
+
+
+def test_payments_transfers_apologies_and_digitization_are_imported() -> None:
+    timeline = [
+        {"type": "processing_started", "at": "2023-07-03T10:00:00+07:00"},
+        {"type": "payment_requested", "at": "2023-07-03T11:00:00+07:00", "amount_vnd": 50000},
+        {"type": "payment_received", "at": "2023-07-04T08:00:00+07:00", "amount_vnd": 50000},
+        {"type": "transferred", "at": "2023-07-04T09:00:00+07:00", "to_unit": "T079.H01"},
+        {
+            "type": "apology_issued",
+            "at": "2023-07-07T09:00:00+07:00",
+            "new_appointment_at": "2023-07-10T09:00:00+07:00",
+            "reason": "cần xác minh",
+        },
+        {"type": "resolved", "at": "2023-07-10T08:00:00+07:00", "approved": True},
+        {"type": "result_digitized", "at": "2023-07-10T09:00:00+07:00"},
+    ]
+    planned = plan(1, line(timeline=timeline), REF, CAL, KEY)
+    assert isinstance(planned, Planned), planned
+    assert [e.type for e in planned.events] == [
+        "ProcessingStarted",
+        "PaymentRequested",
+        "PaymentReceived",
+        "DossierTransferred",
+        "ApologyIssued",
+        "DossierResolved",
+        "ResultDigitized",
+    ]
+
+
+def test_a_step_missing_its_payload_or_naming_an_unknown_unit_is_refused() -> None:
+    no_amount = [{"type": "payment_requested", "at": "2023-07-03T11:00:00+07:00"}]
+    assert plan(1, line(timeline=no_amount), REF, CAL, KEY) == [
+        "timeline.1: payment_requested: amount_vnd: Input should be a valid integer"
+    ]
+    nowhere = [{"type": "transferred", "at": "2023-07-03T11:00:00+07:00", "to_unit": "X"}]
+    assert plan(1, line(timeline=nowhere), REF, CAL, KEY) == [
+        "timeline.1: transferred: to_unit X is not in the reference data"
+    ]
