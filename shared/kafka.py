@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faststream.kafka import KafkaBroker
+from prometheus_client import Counter
 from pydantic import ValidationError
 
 from shared.contract import Topics
@@ -97,6 +98,11 @@ def validation_reason(error: ValidationError) -> str:
     return "invalid event: " + "; ".join(parts[:10])
 
 
+DEAD_LETTERS = Counter(
+    "motcua_dead_letters_total", "Events this process sent to the dead-letter topic", ["consumer"]
+)
+
+
 async def dead_letter(
     broker: KafkaBroker,
     topics: Topics,
@@ -123,6 +129,7 @@ async def dead_letter(
     }
     masked = mask_text(value.decode("utf-8", errors="replace")).encode()
     await broker.publish(masked, topics.dead_letter, key=key, headers=headers)
+    DEAD_LETTERS.labels(consumer).inc()
     log.warning(
         "event dead-lettered",
         reason=reason,

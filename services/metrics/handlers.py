@@ -11,13 +11,10 @@ from pydantic import ValidationError
 from services.metrics.store import MetricsStore, StatusEvent
 from shared.consumer import Record, retry_transient
 from shared.contract import Topics, decode_status_event
-from shared.kafka import dead_letter, validation_reason
+from shared.kafka import DEAD_LETTERS, dead_letter, validation_reason
 
 EVENTS_APPLIED = Counter(
     "motcua_metrics_events_applied_total", "Status events counted by this process (first time)"
-)
-DEAD_LETTERS = Counter(
-    "motcua_dead_letters_total", "Events this process sent to the dead-letter topic", ["consumer"]
 )
 
 
@@ -40,8 +37,9 @@ class StatusEventHandler:
             try:
                 events.append(decode_status_event(record.value or b""))
             except ValidationError as exc:
-                DEAD_LETTERS.labels(self.consumer).inc()
-                if self.broker is not None:
+                if self.broker is None:  # a rebuild: nowhere to publish, but still counted
+                    DEAD_LETTERS.labels(self.consumer).inc()
+                else:
                     await dead_letter(
                         self.broker,
                         self.topics,

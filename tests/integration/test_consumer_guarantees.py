@@ -192,7 +192,7 @@ async def test_poison_of_every_kind_is_dead_lettered_and_nothing_around_it_is_lo
     a NUL in a reason, an illegal transition, a pause that overflows the calendar and a valid
     start. The three poison events are dead-lettered with their reasons; the two valid ones are
     applied; nothing is redelivered forever or silently skipped."""
-    services.start("processing", MOTCUA_MAX_BATCH="100")
+    processing = services.start("processing", MOTCUA_MAX_BATCH="100")
     topics = Topics(isolated.topic_prefix)
     good = valid_event()
     ident, unit = good.dossier_id, good.receiving_unit
@@ -258,3 +258,6 @@ async def test_poison_of_every_kind_is_dead_lettered_and_nothing_around_it_is_lo
     )
     assert reasons[1] == "SupplementReceived cannot be applied: OverflowError"
     assert reasons[2] == "invalid event: payload.reason: nul_character"
+    # Operators see them too, at processing's /metrics.
+    samples = await scrape(processing.url)
+    assert samples['motcua_dead_letters_total{consumer="motcua-processing"}'] == 3
