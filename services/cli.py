@@ -164,7 +164,7 @@ def _import(path: str, wait: bool) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from services.simulate import Simulation, now, write_history
+    from services.simulate import Simulation, expected_arrivals, now, write_history
     from shared.progress import Progress
 
     if args.write_import:
@@ -186,18 +186,37 @@ def _simulate(args: argparse.Namespace) -> int:
         units=args.units,
         pace=args.pace,
     )
-    progress = Progress(int(args.rate * args.duration), "dossiers submitted")
+    progress = Progress(round(expected_arrivals(args.rate, args.duration)), "dossiers submitted")
 
-    async def go() -> None:
+    async def go() -> int:
         try:
             outcome = await simulation.run(args.rate, args.duration, progress)
         finally:
             await simulation.close()
         progress.finish()
-        print("simulation: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.counts.items())))
+        print(outcome.summary())
+        return 1 if outcome.errors else 0
 
-    asyncio.run(go())
-    return 0
+    try:
+        return asyncio.run(go())
+    except KeyboardInterrupt:
+        progress.finish()
+        print(simulation.outcome.summary() + "\n(interrupted)")
+        return 130
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
 
 
 def _tune_gc() -> None:
@@ -247,10 +266,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim = sub.add_parser("simulate", help="counters and officers at work over the HTTP APIs")
     sim.add_argument("--intake", default="http://127.0.0.1:8000")
     sim.add_argument("--processing", default="http://127.0.0.1:8001")
-    sim.add_argument("--rate", type=float, default=10.0, help="dossiers per second")
-    sim.add_argument("--duration", type=float, default=30.0, help="seconds of submissions")
-    sim.add_argument("--units", type=int, default=60, help="how many units take part")
-    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument(
+        "--rate",
+        type=_positive,
+        default=10.0,
+        help="mean dossiers per second (Poisson arrivals over a compressed working day)",
+    )
+    sim.add_argument("--duration", type=_positive, default=30.0, help="seconds of submissions")
+    sim.add_argument(
+        "--units",
+        type=_at_least_one,
+        default=60,
+        help="how many units receive dossiers (spread across provinces, drawn from the seed)",
+    )
+    sim.add_argument("--seed", type=int, default=1, help="the same seed, the same traffic")
     sim.add_argument(
         "--pace",
         type=float,

@@ -19,6 +19,9 @@ stop_all() {
 
 if [ "${1:-}" = "stop" ]; then stop_all; exit 0; fi
 
+# Ctrl-C from here on (start-up, the simulation, or the wait at the end) stops everything.
+trap 'echo; echo "demo: stopping"; stop_all; exit 130' INT TERM
+
 $PY deploy/local/motcua_local.py up
 # shellcheck disable=SC1091
 source .local/env
@@ -48,7 +51,8 @@ echo "demo: counters and officers at work for ${DEMO_SECONDS:-20}s (motcua simul
 .venv/bin/motcua simulate --intake "http://127.0.0.1:$MOTCUA_INTAKE_PORT" \
   --processing "http://127.0.0.1:$MOTCUA_PROCESSING_PORT" \
   --rate "${DEMO_RATE:-10}" --duration "${DEMO_SECONDS:-20}" --units 120 --pace 0.5 \
-  --seed "$(date +%s)"
+  --seed "$(date +%s)" \
+  || { echo "demo: the simulation reported errors (above); make demo-stop stops it all"; exit 1; }
 sleep 2
 echo
 echo "demo: counted at /metrics (motcua_dossiers_received_total, first lines):"
@@ -65,6 +69,7 @@ cat <<MSG
 Where to look:
   intake API docs   http://127.0.0.1:$MOTCUA_INTAKE_PORT/docs
   officers' API     http://127.0.0.1:$MOTCUA_PROCESSING_PORT/docs
+  metrics API docs  http://127.0.0.1:$MOTCUA_METRICS_PORT/docs
   metrics           http://127.0.0.1:$MOTCUA_METRICS_PORT/metrics
   Prometheus        $MOTCUA_PROMETHEUS_URL/graph?g0.expr=motcua_dossiers_received_total
   logs              $LOGS/
@@ -76,3 +81,5 @@ if [ -t 0 ] && [ -z "${CI:-}" ]; then
   trap 'echo; echo "demo: stopping"; stop_all; exit 0' INT TERM
   while true; do sleep 3600; done
 fi
+# In CI (or without a terminal) the demo ends here and leaves it all running: make demo-stop.
+trap - INT TERM

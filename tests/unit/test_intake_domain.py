@@ -99,7 +99,7 @@ def sample_bodies() -> st.SearchStrategy[tuple[str, dict[str, object]]]:
     return st.randoms(use_true_random=False).map(sample_submission)
 
 
-TEXT = st.characters(exclude_characters="\x00")
+TEXT = st.characters(codec="utf-8", exclude_characters="\x00")
 
 
 @settings(max_examples=200)
