@@ -13,6 +13,7 @@ Run as `python -m bench.naive_intake --port N` with the usual MOTCUA_* settings.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from fastapi import FastAPI, Header, HTTPException
 from services.intake.domain import SubmissionIn
 from shared.auth import InvalidToken, verify
 from shared.contract import dossier_key
-from shared.ids import uuid7
+from shared.ids import keyed_hash, uuid7
 from shared.kafka import ensure_topics, make_broker
 from shared.settings import ServiceSettings
 
@@ -45,6 +46,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     broker = make_broker(settings.kafka_bootstrap, "motcua-naive-intake")
     topic = settings.topics.dossier_events
     keys = settings.token_key_list
+    hash_key = settings.id_hash_key.get_secret_value().encode()
     pool: asyncpg.Pool | None = None  # opened by the lifespan
 
     @asynccontextmanager
@@ -79,6 +81,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         except InvalidToken as exc:
             raise HTTPException(401, str(exc)) from exc
         dossier_id, received_at = uuid7(), datetime.now(UTC)
+        # Naive, but not careless: the applicant's ID never leaves in clear (as in the service).
+        applicant_ref = keyed_hash(submission.applicant.id_number, hash_key)
+        document = submission.model_dump(mode="json", exclude={"applicant": {"id_number"}})
+        document["applicant"]["ref"] = applicant_ref
         assert pool is not None
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(
@@ -88,7 +94,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 submission.procedure_code,
                 submission.channel.value,
                 submission.applicant.name,
-                submission.model_dump_json(),
+                json.dumps(document),
                 received_at,
             )
         # FastStream encodes the dict as JSON and, without no_confirm, awaits the acknowledgement.
@@ -99,7 +105,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 "occurred_at": received_at.isoformat(),
                 "dossier_id": str(dossier_id),
                 "receiving_unit": caller.unit,
-                "payload": submission.model_dump(mode="json"),
+                "payload": document,
             },
             topic,
             key=dossier_key(dossier_id),
