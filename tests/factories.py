@@ -1,4 +1,5 @@
-"""Events as intake and officers would produce them, for tests that feed Kafka directly."""
+"""Events as intake and officers would produce them, for tests that feed Kafka directly, and
+processing's counts to check them by."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared.calendar import WorkingCalendar
@@ -97,3 +99,32 @@ async def produce(bootstrap: str, topic: str, events: list[DossierEvent]) -> Non
             await future
     finally:
         await producer.stop()
+
+
+def lifecycles(n: int, seed: int) -> list[list[DossierEvent]]:
+    rng = random.Random(seed)
+    # Recent: none of them is overdue, so the overdue watch adds nothing to the timelines.
+    start = datetime.now(UTC) - timedelta(hours=12)
+    return [lifecycle(rng, f"T0{rng.choice(['01', '79', '48'])}.H01", start) for _ in range(n)]
+
+
+def interleave(per_dossier: list[list[DossierEvent]]) -> list[DossierEvent]:
+    """All events, each dossier's in order, dossiers interleaved as on a real topic."""
+    out: list[DossierEvent] = []
+    for step in range(3):
+        out += [events[step] for events in per_dossier]
+    return out
+
+
+async def db_state(url: str) -> tuple[int, int, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM processing.dossiers) AS dossiers, "
+            "(SELECT count(*) FROM processing.dossiers WHERE ended_at IS NOT NULL) AS resolved, "
+            "(SELECT count(*) FROM processing.timeline) AS timeline"
+        )
+        assert row is not None
+        return int(row["dossiers"]), int(row["resolved"]), int(row["timeline"])
+    finally:
+        await conn.close()

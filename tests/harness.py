@@ -81,6 +81,9 @@ class ServiceProcess:
     def logs(self) -> str:
         return self.log_path.read_text()
 
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
 
 def counter_token(unit: str) -> dict[str, str]:
     return {

@@ -16,7 +16,6 @@ from pydantic import TypeAdapter
 from services.intake.samples import sample_submission
 from services.processing import domain
 from shared.contract import (
-    DossierEvent,
     DossierOverdue,
     DossierStatusChanged,
     Topics,
@@ -24,25 +23,11 @@ from shared.contract import (
 )
 from shared.reference import REFERENCE_DIR, load_reference
 from tests.conftest import Isolated, Services
-from tests.factories import CAL, lifecycle, produce, received
+from tests.factories import CAL, db_state, interleave, lifecycles, produce, received
 from tests.harness import counter_token, eventually, group_caught_up, officer_token, scrape
 
 pytestmark = pytest.mark.integration
 _stored = TypeAdapter(domain.Dossier)
-
-
-async def db_state(url: str) -> tuple[int, int, int]:
-    conn = await asyncpg.connect(url)
-    try:
-        row = await conn.fetchrow(
-            "SELECT (SELECT count(*) FROM processing.dossiers) AS dossiers, "
-            "(SELECT count(*) FROM processing.dossiers WHERE ended_at IS NOT NULL) AS resolved, "
-            "(SELECT count(*) FROM processing.timeline) AS timeline"
-        )
-        assert row is not None
-        return int(row["dossiers"]), int(row["resolved"]), int(row["timeline"])
-    finally:
-        await conn.close()
 
 
 async def status_events(isolated: Isolated) -> list[DossierStatusChanged | DossierOverdue]:
@@ -62,21 +47,6 @@ async def status_events(isolated: Isolated) -> list[DossierStatusChanged | Dossi
             events += [decode_status_event(r.value) for rs in batch.values() for r in rs]
     finally:
         await consumer.stop()
-
-
-def lifecycles(n: int, seed: int) -> list[list[DossierEvent]]:
-    rng = random.Random(seed)
-    # Recent: none of them is overdue, so the overdue watch adds nothing to the timelines.
-    start = datetime.now(UTC) - timedelta(hours=12)
-    return [lifecycle(rng, f"T0{rng.choice(['01', '79', '48'])}.H01", start) for _ in range(n)]
-
-
-def interleave(per_dossier: list[list[DossierEvent]]) -> list[DossierEvent]:
-    """All events, each dossier's in order, dossiers interleaved as on a real topic."""
-    out: list[DossierEvent] = []
-    for step in range(3):
-        out += [events[step] for events in per_dossier]
-    return out
 
 
 async def test_duplicates_and_replays_change_nothing(

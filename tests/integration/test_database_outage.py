@@ -1,0 +1,82 @@
+"""Processing rides out a PostgreSQL restart: batches are retried, none lost or dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import motcua_local
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from shared.contract import Topics
+from tests.conftest import Isolated
+from tests.factories import db_state, interleave, lifecycles, produce
+from tests.harness import ServiceProcess, eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[motcua_local.Postgres]:
+    """A database server of this test's own: stopping it must not disturb the other tests."""
+    postgres = motcua_local.Postgres(tmp_path / "pg", motcua_local.free_port())
+    postgres.start()
+    yield postgres
+    postgres.stop()
+
+
+async def test_processing_rides_out_a_database_restart(
+    isolated: Isolated, own_postgres: motcua_local.Postgres, tmp_path: Path
+) -> None:
+    url = own_postgres.create_database("outage")
+    env = {**isolated.env(), "MOTCUA_DATABASE_URL": url, "MOTCUA_MAX_BATCH": "50"}
+    processing = ServiceProcess("processing", env, tmp_path).start()
+    topics = Topics(isolated.topic_prefix)
+    try:
+        producing = asyncio.create_task(
+            produce(
+                isolated.platform.kafka.bootstrap,
+                topics.dossier_events,
+                interleave(lifecycles(800, seed=4)),
+            )
+        )
+
+        async def some_applied() -> bool:
+            return (await db_state(url))[2] > 200
+
+        await eventually(some_applied, what="work in flight")
+        own_postgres.stop()  # mid-load: the batch in flight fails, and so do the next attempts
+        await producing
+        await asyncio.sleep(3)  # several retries against a database that is not there
+        assert processing.alive(), "processing must wait for the database, not exit"
+        own_postgres.start()
+
+        async def exact() -> bool:
+            return await db_state(url) == (800, 800, 2400)
+
+        await eventually(exact, within=120, what="every event applied once after the restart")
+        # The outage hit work in flight: the consumer retried its batch with backoff.
+        retries = [
+            line
+            for line in processing.logs().splitlines()
+            if "transient failure, retrying" in line and "apply dossier events" in line
+        ]
+        assert retries, processing.logs()[-3000:]
+    finally:
+        processing.stop()
+
+    # Transient failures are retried, never parked: the dead-letter topic stays empty.
+    consumer = AIOKafkaConsumer(
+        topics.dead_letter,
+        bootstrap_servers=isolated.platform.kafka.bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        letters = await consumer.getmany(timeout_ms=2000)
+    finally:
+        await consumer.stop()
+    assert not any(letters.values())
