@@ -62,7 +62,7 @@ async def _raw_records(message: StreamMessage[Any]) -> Any:
 async def _tolerant_parser(
     message: tuple[Any, ...], original: Callable[[Any], Awaitable[StreamMessage[Any]]]
 ) -> StreamMessage[Any]:
-    """FastStream's batch parser, but a header that is not UTF-8 does not lose the batch.
+    """FastStream's batch parser, but a header that is not UTF-8 (or null) does not lose the batch.
 
     The stock parser decodes every header strictly; its UnicodeDecodeError escapes before the
     handler runs, nothing rewinds the batch, and the next batch's commit skips it. Headers are
@@ -71,7 +71,7 @@ async def _tolerant_parser(
     """
     try:
         return await original(message)
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, AttributeError):  # AttributeError: a null header value
         records = tuple(_lenient_headers(r) for r in message)
         return await original(records)
 
@@ -81,14 +81,17 @@ def _lenient_headers(record: Any) -> Any:
     try:
         for _, value in headers:
             value.decode()
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, AttributeError):
         log.warning(
-            "record headers are not UTF-8, replaced",
+            "record headers are not UTF-8 or null, replaced",
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
         )
-        fixed = tuple((k, v.decode("utf-8", errors="replace").encode()) for k, v in headers)
+        fixed = tuple(
+            (k, b"" if v is None else v.decode("utf-8", errors="replace").encode())
+            for k, v in headers
+        )
         return dataclasses.replace(record, headers=fixed)
     return record
 

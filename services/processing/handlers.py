@@ -18,10 +18,22 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 
-# Errors that say this data can never be stored or computed (a value out of range, text the
+# Errors that may say this data can never be stored or computed (a value out of range, text the
 # database refuses), as opposed to the database being away (shared.consumer.TRANSIENT_DB_ERRORS).
 # Anything else is a bug: the batch is redelivered and the consumer stops there, loudly.
 POISON_ERRORS: tuple[type[BaseException], ...] = (asyncpg.exceptions.DataError, OverflowError)
+
+
+def _is_poison(exc: BaseException) -> bool:
+    """The database refused the data (its own error, with a severity), or the calendar overflowed.
+
+    asyncpg raises DataError on the client side too, for an argument it cannot encode: that is
+    our code's fault, the same for every event, and must stop the consumer rather than
+    dead-letter the whole topic one event at a time.
+    """
+    if isinstance(exc, asyncpg.exceptions.DataError):
+        return getattr(exc, "severity", None) is not None
+    return isinstance(exc, OverflowError)
 
 
 class DossierEventHandler:
@@ -72,6 +84,8 @@ class DossierEventHandler:
             try:
                 await self._apply(events, origin)
             except POISON_ERRORS as exc:
+                if not _is_poison(exc):
+                    raise
                 # One event the database (or the calendar) cannot take fails the whole batch's
                 # transaction; redelivering it would block its partitions forever. Applying the
                 # batch again one event per transaction finds it, and only it is dead-lettered.
@@ -80,6 +94,8 @@ class DossierEventHandler:
                     try:
                         await self._apply([event], origin)
                     except POISON_ERRORS as one:
+                        if not _is_poison(one):
+                            raise
                         await self._dead_letter(
                             origin[event.event_id],
                             f"{event.type} cannot be applied: {type(one).__name__}",

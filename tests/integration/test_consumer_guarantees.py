@@ -190,7 +190,7 @@ async def test_poison_of_every_kind_is_dead_lettered_and_nothing_around_it_is_lo
 ) -> None:
     """One dossier's partition carries, in order: a valid reception whose header is not UTF-8,
     a NUL in a reason, an illegal transition, a pause that overflows the calendar and a valid
-    start. The three poison events are dead-lettered with their reasons; the two valid ones are
+    start with a null header value. The three poison events are dead-lettered with their reasons; the two valid ones are
     applied; nothing is redelivered forever or silently skipped."""
     processing = services.start("processing", MOTCUA_MAX_BATCH="100")
     topics = Topics(isolated.topic_prefix)
@@ -229,7 +229,10 @@ async def test_poison_of_every_kind_is_dead_lettered_and_nothing_around_it_is_lo
             await producer.send_and_wait(
                 topics.dossier_events, encode(step), key=dossier_key(far.dossier_id)
             )
-        await producer.send_and_wait(topics.dossier_events, encode(started), key=key)
+        # Kafka allows a null header value: FastStream's parser fails on it as on bad UTF-8.
+        await producer.send_and_wait(
+            topics.dossier_events, encode(started), key=key, headers=[("empty", None)]
+        )
     finally:
         await producer.stop()
 
