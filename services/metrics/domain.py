@@ -70,6 +70,7 @@ class DossierFacts:
     ended_at: datetime | None
     timeliness: Timeliness | None
     elapsed_working_days: float | None
+    supplement_requests: int
     components_total: int
     components_digitized: int
     components_reused: int
@@ -107,6 +108,7 @@ def facts_after(
         ended_at=p.ended_at,
         timeliness=p.timeliness,
         elapsed_working_days=p.elapsed_working_days,
+        supplement_requests=p.supplement_requests,
         components_total=p.components_total,
         components_digitized=p.components_digitized,
         components_reused=p.components_reused,

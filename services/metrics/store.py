@@ -32,6 +32,7 @@ _FIELDS = (
     "ended_at",
     "timeliness",
     "elapsed_working_days",
+    "supplement_requests",
     "components_total",
     "components_digitized",
     "components_reused",
@@ -68,6 +69,7 @@ def _row(f: DossierFacts, province_of: Callable[[str], str | None]) -> dict[str,
         "ended_at": f.ended_at,
         "timeliness": None if f.timeliness is None else f.timeliness.value,
         "elapsed_working_days": f.elapsed_working_days,
+        "supplement_requests": f.supplement_requests,
         "components_total": f.components_total,
         "components_digitized": f.components_digitized,
         "components_reused": f.components_reused,
@@ -186,7 +188,10 @@ class MetricsStore:
             f"count(*) FILTER (WHERE {in_period}) AS in_period, "
             f"count(*) FILTER (WHERE {in_period} AND ("
             "  (ended_at < $2 AND timeliness IN ('early', 'on_time')) OR "
-            "  ((ended_at IS NULL OR ended_at >= $2) AND appointment_at >= $3))) AS on_time, "
+            # Open at the judging instant: on time until the appointment, unless asked for a
+            # supplement twice (overdue at once, index rule).
+            "  ((ended_at IS NULL OR ended_at >= $2) AND appointment_at >= $3 "
+            "   AND supplement_requests <= 1))) AS on_time, "
             "count(*) FILTER (WHERE approved IS NOT NULL AND ended_at >= $1 AND ended_at < $2) "
             "  AS resolved, "
             "count(*) FILTER (WHERE approved IS NOT NULL AND ended_at >= $1 AND ended_at < $2 "
