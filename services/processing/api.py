@@ -86,6 +86,9 @@ class DossierOut(BaseModel):
     digitized: bool
     apology_issued_at: datetime | None
     promised_at: datetime | None
+    payment_due_vnd: int = Field(description="fees requested so far")
+    payment_paid_vnd: int = Field(description="paid so far; approval waits until all is paid")
+    transfers: int = Field(description="hand-overs to another agency (liên thông)")
     satisfied: bool | None
     timeline: list[TimelineOut] | None = None
 
@@ -112,6 +115,9 @@ class DossierOut(BaseModel):
             digitized=d.digitized,
             apology_issued_at=d.apology_issued_at,
             promised_at=d.promised_at,
+            payment_due_vnd=d.payment_due_vnd,
+            payment_paid_vnd=d.payment_paid_vnd,
+            transfers=d.transfers,
             satisfied=d.satisfied,
             timeline=timeline,
         )
@@ -195,10 +201,14 @@ async def list_dossiers(
     )
 
 
+def _not_yours() -> Problem:
+    return Problem(404, "Not found", "No dossier with this id is handled by your unit")
+
+
 async def _load(processing: Processing, officer: Caller, dossier_id: UUID) -> domain.Dossier:
     dossier = await processing.store.get(officer.unit, dossier_id)
     if dossier is None:
-        raise Problem(404, "Not found", "No dossier with this id is handled by your unit")
+        raise _not_yours()
     return dossier
 
 
@@ -235,6 +245,9 @@ async def _act(processing: Processing, officer: Caller, dossier_id: UUID, build:
     )
     event: DossierEvent = build(fields)
     async with processing.store.batch() as tx:
+        # Checked again under the row's lock: a colleague's transfer may have committed since.
+        if not await tx.lock_if_handled_by(officer.unit, dossier.id):
+            raise _not_yours()
         outcome = await workflow.apply_events(tx, [event], processing.calendar, processing.topics)
         if outcome.rejected:
             # Raising inside the transaction rolls back the claimed event id too.

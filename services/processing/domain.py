@@ -83,14 +83,35 @@ class Dossier:
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
 
+    @property
+    def due_at(self) -> datetime | None:
+        """From when the dossier counts as overdue while open; None while a supplementation wait
+        pauses its clock.
+
+        More than one supplementation request counts as overdue at once (index rule). While a
+        request is outstanding its instant is the end (DOMAIN.md), so a request made after the
+        appointment leaves the dossier overdue; one made before pauses the clock.
+        """
+        if self.supplement_requests > 1:
+            return self.received_at
+        if self.status is S.SUPPLEMENT_REQUESTED:
+            asked = self.supplement_requested_at
+            if asked is None or asked <= self.appointment_at:
+                return None
+        return self.appointment_at
+
     def overdue_at(self, now: datetime) -> bool:
-        """Open and past the appointment (waiting for a supplement pauses the clock), or asked
-        for a supplement more than once, which counts as overdue (index rule, DOMAIN.md)."""
         if not self.is_open:
             return False
-        if self.supplement_requests > 1:
+        if self.supplement_requests > 1:  # from the second request's instant on, whatever `now`
             return True
-        return self.status is not S.SUPPLEMENT_REQUESTED and now > self.appointment_at
+        due = self.due_at
+        return due is not None and now > due
+
+    @property
+    def watched(self) -> bool:
+        """The overdue watch still has to look at it: open, not yet reported, its clock running."""
+        return self.is_open and not self.overdue_notified and self.due_at is not None
 
     @property
     def payment_outstanding_vnd(self) -> int:
@@ -216,7 +237,8 @@ def _receive_supplement(d: Dossier, event: SupplementReceived, cal: WorkingCalen
     pause = cal.working_time(d.supplement_requested_at, event.occurred_at)
     after = replace(
         d,
-        status=S.PROCESSING,
+        # Back to waiting for the fee if one asked for before the supplement is still unpaid.
+        status=S.PAYMENT_REQUESTED if d.payment_outstanding_vnd else S.PROCESSING,
         paused=d.paused + pause,
         supplement_requested_at=None,
         appointment_at=cal.advance(d.appointment_at, pause),
@@ -269,7 +291,7 @@ def _withdraw(d: Dossier, event: DossierWithdrawn, cal: WorkingCalendar) -> Chan
 def _apologize(d: Dossier, event: ApologyIssued, _cal: WorkingCalendar) -> Change:
     at = event.occurred_at
     if not d.overdue_at(at):
-        raise Rejected("an apology is issued only for an open dossier past its appointment")
+        raise Rejected("an apology is issued only for an overdue open dossier")
     if event.payload.new_appointment_at <= at:
         raise Rejected("the new appointment must be in the future")
     after = replace(d, apology_issued_at=at, promised_at=event.payload.new_appointment_at)
@@ -298,14 +320,22 @@ def _request_payment(d: Dossier, event: PaymentRequested, _cal: WorkingCalendar)
 
 
 def _receive_payment(d: Dossier, event: PaymentReceived, _cal: WorkingCalendar) -> Change:
-    _require(d, frozenset({S.PAYMENT_REQUESTED}), "receive a payment for")
+    # Money handed over at the counter is always recorded, whatever the status by now (the
+    # counter's view of it lags processing's): only a dossier that never entered processing
+    # has nothing to pay for.
+    if d.status is S.REFUSED_AT_RECEPTION:
+        raise Rejected("a dossier refused at reception has nothing to pay for")
     paid = d.payment_paid_vnd + event.payload.amount_vnd
+    amount = event.payload.amount_vnd
+    if d.status is not S.PAYMENT_REQUESTED:
+        return Change(
+            replace(d, payment_paid_vnd=paid), d.status, f"payment received: {amount} VND"
+        )
     if paid < d.payment_due_vnd:
-        # A partial payment is recorded, never refused: the money was handed over.
         after = replace(d, payment_paid_vnd=paid)
         return Change(after, d.status, f"partial payment: {paid} of {d.payment_due_vnd} VND")
     after = replace(d, status=S.PROCESSING, payment_paid_vnd=paid)
-    return Change(after, d.status, f"payment received: {event.payload.amount_vnd} VND")
+    return Change(after, d.status, f"payment received: {amount} VND")
 
 
 def _transfer(d: Dossier, event: DossierTransferred, _cal: WorkingCalendar) -> Change:

@@ -53,6 +53,16 @@ class Batch:
         )
         return {r["event_id"] for r in rows}
 
+    async def lock_if_handled_by(self, unit: str, dossier_id: UUID) -> bool:
+        """Lock the dossier for this transaction if `unit` still handles it (a transfer committed
+        meanwhile makes it another unit's)."""
+        found = await self._conn.fetchval(
+            "SELECT 1 FROM dossiers WHERE id = $1 AND competent_unit = $2 FOR UPDATE",
+            dossier_id,
+            unit,
+        )
+        return found is not None
+
     async def load(self, dossier_ids: Sequence[UUID]) -> dict[UUID, Dossier]:
         rows = await self._conn.fetch(
             "SELECT state FROM dossiers WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
@@ -63,8 +73,8 @@ class Batch:
     async def due_for_overdue(self, now: datetime, limit: int) -> list[Dossier]:
         """Open dossiers past their appointment not yet reported; locked, skipping busy ones."""
         rows = await self._conn.fetch(
-            "SELECT state FROM dossiers WHERE watch AND appointment_at < $1 "
-            "ORDER BY appointment_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+            "SELECT state FROM dossiers WHERE watch AND due_at < $1 "
+            "ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
             now,
             limit,
         )
@@ -83,24 +93,21 @@ class Batch:
         if dossiers:
             await self._conn.execute(
                 "INSERT INTO dossiers (id, code, competent_unit, receiving_unit, status, "
-                "procedure_code, received_at, appointment_at, ended_at, overdue, watch, state) "
+                "procedure_code, received_at, appointment_at, ended_at, overdue, watch, due_at, "
+                "state) "
                 "SELECT (s->>'id')::uuid, s->>'code', s->>'competent_unit', "
                 "s->>'receiving_unit', (s->>'status')::smallint, s->>'procedure_code', "
                 "(s->>'received_at')::timestamptz, (s->>'appointment_at')::timestamptz, "
-                "(s->>'ended_at')::timestamptz, (s->>'overdue_notified')::boolean, w, s "
-                "FROM unnest($1::jsonb[], $2::boolean[]) AS u(s, w) "
+                "(s->>'ended_at')::timestamptz, (s->>'overdue_notified')::boolean, w, due, s "
+                "FROM unnest($1::jsonb[], $2::boolean[], $3::timestamptz[]) AS u(s, w, due) "
                 "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
                 "competent_unit = EXCLUDED.competent_unit, "
                 "appointment_at = EXCLUDED.appointment_at, ended_at = EXCLUDED.ended_at, "
-                "overdue = EXCLUDED.overdue, watch = EXCLUDED.watch, state = EXCLUDED.state",
+                "overdue = EXCLUDED.overdue, watch = EXCLUDED.watch, due_at = EXCLUDED.due_at, "
+                "state = EXCLUDED.state",
                 [_dossier.dump_json(d).decode() for d in dossiers],
-                # Watched while open, not yet reported, and its clock running.
-                [
-                    d.is_open
-                    and not d.overdue_notified
-                    and d.status is not DossierStatus.SUPPLEMENT_REQUESTED
-                    for d in dossiers
-                ],
+                [d.watched for d in dossiers],
+                [d.due_at for d in dossiers],
             )
         if timeline:
             # WITH ORDINALITY keeps the timeline ids in the order the events were applied.
@@ -146,8 +153,7 @@ class ProcessingStore:
             "SELECT state FROM dossiers WHERE competent_unit = $1 "
             "AND ($2::smallint IS NULL OR status = $2) "
             "AND ($3::boolean IS NULL OR "
-            "(ended_at IS NULL AND ((state->>'supplement_requests')::int > 1 "
-            "OR (status <> 5 AND appointment_at < now()))) = $3) "
+            "(ended_at IS NULL AND due_at IS NOT NULL AND due_at < now()) = $3) "
             "AND ($4::text IS NULL OR procedure_code = $4) "
             "AND ($5::timestamptz IS NULL OR received_at >= $5) "
             "AND ($6::timestamptz IS NULL OR received_at < $6) "

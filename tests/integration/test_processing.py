@@ -18,8 +18,10 @@ from services.processing import domain
 from shared.contract import (
     DossierOverdue,
     DossierStatusChanged,
+    SupplementReceived,
     Topics,
     decode_status_event,
+    new_event_fields,
 )
 from shared.reference import REFERENCE_DIR, load_reference
 from tests.conftest import Isolated, Services
@@ -330,3 +332,72 @@ async def test_payment_and_transfer_through_both_apis_reach_metrics(
         )
 
     await eventually(gauge_moved, what="metrics follow the transfer and the approval")
+
+
+async def test_a_second_supplementation_request_is_noticed_overdue_at_once(
+    isolated: Isolated, services: Services
+) -> None:
+    """Days before its appointment, a dossier asked for a supplement twice is overdue (index
+    rule): the watch reports it once, officers find it under `overdue`, may apologise, and the
+    open gauge counts it overdue."""
+    proc = services.create("processing", MOTCUA_OVERDUE_INTERVAL_S="0.3").start()
+    metrics = services.start("metrics")
+    topic = Topics(isolated.topic_prefix).dossier_events
+    unit = "T048.H02"
+    first = received(unit, datetime.now(UTC) - timedelta(minutes=5), days=10)
+    ident = first.dossier_id
+    await produce(isolated.platform.kafka.bootstrap, topic, [first])
+    headers = officer_token(unit)
+    async with httpx.AsyncClient(base_url=proc.url, timeout=30) as client:
+
+        async def status_is(name: str) -> bool:
+            r = await client.get(f"/v1/dossiers/{ident}", headers=headers)
+            return r.status_code == 200 and r.json()["status_name"] == name
+
+        async def ask() -> None:
+            r = await client.post(
+                f"/v1/dossiers/{ident}/supplement-request",
+                json={"reason": "Thiếu bản sao"},
+                headers=headers,
+            )
+            assert r.status_code == 200, r.text
+
+        await eventually(lambda: status_is("received"), what="the dossier in processing")
+        await ask()
+        back = SupplementReceived(
+            **new_event_fields(datetime.now(UTC), ident, unit, unit, actor="counter")
+        )
+        await produce(isolated.platform.kafka.bootstrap, topic, [back])
+        await eventually(lambda: status_is("processing"), what="the supplement applied")
+        listed = await client.get("/v1/dossiers", params={"overdue": True}, headers=headers)
+        assert listed.json()["items"] == []
+        await ask()
+
+        async def noticed() -> bool:
+            slip = (await client.get(f"/v1/dossiers/{ident}", headers=headers)).json()
+            return [t["note"] for t in slip["timeline"]].count("overdue") == 1
+
+        await eventually(noticed, what="the watch's overdue notice")
+        listed = await client.get("/v1/dossiers", params={"overdue": True}, headers=headers)
+        assert [d["id"] for d in listed.json()["items"]] == [str(ident)]
+        sorry = await client.post(
+            f"/v1/dossiers/{ident}/apology",
+            json={
+                "new_appointment_at": (datetime.now(UTC) + timedelta(days=5)).isoformat(),
+                "reason": "Yêu cầu bổ sung lần hai",
+            },
+            headers=headers,
+        )
+        assert sorry.status_code == 200, sorry.text
+
+    async def counted_overdue() -> bool:
+        samples = await scrape(metrics.url)
+        return (
+            samples.get(f'motcua_dossiers_open{{deadline="overdue",unit="{unit}"}}') == 1
+            and samples.get(f'motcua_dossiers_open{{deadline="within",unit="{unit}"}}', 0) == 0
+        )
+
+    await eventually(counted_overdue, what="the open gauge counting it overdue")
+    await asyncio.sleep(1.5)  # more watch ticks: still one notice
+    notices = [e for e in await status_events(isolated) if e.type == "DossierOverdue"]
+    assert [e.dossier_id for e in notices] == [ident]

@@ -160,7 +160,7 @@ def test_stopped_while_waiting_ends_at_the_request() -> None:
                     payload={"new_appointment_at": MONDAY + timedelta(days=9), "reason": "r"},
                 ),
             ),
-            "past its appointment",
+            "only for an overdue open dossier",
         ),
     ],
 )
@@ -255,7 +255,7 @@ def test_payment_request_holds_approval_until_paid_in_full() -> None:
     assert resolved.approved
 
 
-def test_refusal_needs_no_payment_and_a_payment_needs_a_request() -> None:
+def test_refusal_needs_no_payment_and_a_payment_is_never_refused() -> None:
     refused = run(
         received(),
         PaymentRequested(**fields(MONDAY), payload={"amount_vnd": 1, "reason": "phí"}),
@@ -264,8 +264,42 @@ def test_refusal_needs_no_payment_and_a_payment_needs_a_request() -> None:
         ),
     )
     assert refused.status is S.RESOLVED
-    with pytest.raises(domain.Rejected, match="receive a payment for a dossier that is received"):
-        run(received(), PaymentReceived(**fields(MONDAY), payload={"amount_vnd": 1}))
+    # Money handed over is recorded whatever the status (the counter's view lags processing's).
+    unasked = run(received(), PaymentReceived(**fields(MONDAY), payload={"amount_vnd": 1}))
+    assert (unasked.status, unasked.payment_paid_vnd) == (S.RECEIVED, 1)
+
+
+def test_a_fee_still_owed_after_a_supplement_is_waited_for_again() -> None:
+    d = run(
+        received(),
+        PaymentRequested(**fields(MONDAY), payload={"amount_vnd": 50_000, "reason": "phí"}),
+        SupplementRequested(**fields(MONDAY + timedelta(hours=1)), payload={"reason": "thiếu"}),
+        SupplementReceived(**fields(MONDAY + timedelta(hours=2))),
+    )
+    assert d.status is S.PAYMENT_REQUESTED
+    paid = domain.apply(
+        d,
+        PaymentReceived(**fields(MONDAY + timedelta(hours=3)), payload={"amount_vnd": 50_000}),
+        CAL,
+    ).dossier
+    assert paid.status is S.PROCESSING
+
+
+def test_a_supplement_asked_after_the_appointment_leaves_the_dossier_overdue() -> None:
+    d = run(received(days=1))
+    asked_late = d.appointment_at + timedelta(hours=1)
+    waiting = domain.apply(
+        d, SupplementRequested(**fields(asked_late), payload={"reason": "muộn"}), CAL
+    ).dossier
+    assert waiting.overdue_at(asked_late + timedelta(hours=1))
+    assert waiting.watched
+    asked_early = run(
+        received(days=1),
+        SupplementRequested(**fields(MONDAY + timedelta(hours=1)), payload={"reason": "sớm"}),
+    )
+    # Asked in time: the clock is paused, the watch leaves it alone.
+    assert not asked_early.overdue_at(MONDAY + timedelta(days=10))
+    assert not asked_early.watched
 
 
 def test_transfer_changes_the_competent_unit_and_never_restarts_the_deadline() -> None:
@@ -443,6 +477,16 @@ class DossierLife(RuleBasedStateMachine):
             assert d.overdue_at(self.now)
         if d.ended_at is not None and d.supplement_requests > 1:
             assert d.timeliness is Timeliness.LATE
+
+    @invariant()
+    def the_watch_looks_exactly_at_what_can_become_overdue(self) -> None:
+        d = self.dossier
+        if d.watched:
+            assert d.due_at is not None
+            assert d.overdue_at(d.due_at + timedelta(microseconds=1))
+        elif d.is_open and not d.overdue_notified:
+            # Not watched while open: its clock is paused, so it is not overdue, however late.
+            assert not d.overdue_at(self.now + timedelta(days=3650))
 
     @invariant()
     def approval_only_when_paid(self) -> None:
