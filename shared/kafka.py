@@ -1,4 +1,5 @@
-"""Kafka plumbing on FastStream: the idempotent producer, topics, and the dead-letter helper."""
+"""Kafka plumbing on FastStream: the idempotent producer, topics, and the dead-letter helper
+(with the process's count of dead letters, for every consumer's `/metrics`)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ then issue an apology with a new appointment, fee-bearing procedures get a fee r
 counter records as paid, most approve, some refuse, some digitize a paper result later; counters
 return results and applicants rate.
 
-`--write-import` writes the same traffic, over past working days, as a historical import file.
+`--write-import` writes the same kind of traffic (the same shares of each fate), at every unit and
+over past working days, as a historical import file.
 """
 
 from services.simulate.history import write_history
