@@ -190,8 +190,9 @@ async def test_poison_of_every_kind_is_dead_lettered_and_nothing_around_it_is_lo
 ) -> None:
     """One dossier's partition carries, in order: a valid reception whose header is not UTF-8,
     a NUL in a reason, an illegal transition, a pause that overflows the calendar and a valid
-    start with a null header value. The three poison events are dead-lettered with their reasons; the two valid ones are
-    applied; nothing is redelivered forever or silently skipped."""
+    start with a null header value. The three poison events are dead-lettered with their
+    reasons; the two valid ones are applied; nothing is redelivered forever or silently
+    skipped."""
     processing = services.start("processing", MOTCUA_MAX_BATCH="100")
     topics = Topics(isolated.topic_prefix)
     good = valid_event()
