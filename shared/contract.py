@@ -199,6 +199,9 @@ class StatusChangedPayload(_Model):
     timeliness: Timeliness | None = None
     elapsed_working_days: float | None = None
     supplement_requests: int = 0
+    supplement_requested_at: AwareDatetime | None = Field(
+        default=None, description="while a supplementation request is outstanding: its instant"
+    )
     components_total: int = 0
     components_digitized: int = 0
     components_reused: int = 0

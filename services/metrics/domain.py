@@ -71,6 +71,7 @@ class DossierFacts:
     timeliness: Timeliness | None
     elapsed_working_days: float | None
     supplement_requests: int
+    supplement_requested_at: datetime | None
     components_total: int
     components_digitized: int
     components_reused: int
@@ -109,6 +110,7 @@ def facts_after(
         timeliness=p.timeliness,
         elapsed_working_days=p.elapsed_working_days,
         supplement_requests=p.supplement_requests,
+        supplement_requested_at=p.supplement_requested_at,
         components_total=p.components_total,
         components_digitized=p.components_digitized,
         components_reused=p.components_reused,

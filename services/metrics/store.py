@@ -33,6 +33,7 @@ _FIELDS = (
     "timeliness",
     "elapsed_working_days",
     "supplement_requests",
+    "supplement_requested_at",
     "components_total",
     "components_digitized",
     "components_reused",
@@ -70,6 +71,7 @@ def _row(f: DossierFacts, province_of: Callable[[str], str | None]) -> dict[str,
         "timeliness": None if f.timeliness is None else f.timeliness.value,
         "elapsed_working_days": f.elapsed_working_days,
         "supplement_requests": f.supplement_requests,
+        "supplement_requested_at": f.supplement_requested_at,
         "components_total": f.components_total,
         "components_digitized": f.components_digitized,
         "components_reused": f.components_reused,
@@ -188,10 +190,11 @@ class MetricsStore:
             f"count(*) FILTER (WHERE {in_period}) AS in_period, "
             f"count(*) FILTER (WHERE {in_period} AND ("
             "  (ended_at < $2 AND timeliness IN ('early', 'on_time')) OR "
-            # Open at the judging instant: on time until the appointment, unless asked for a
-            # supplement twice (overdue at once, index rule).
-            "  ((ended_at IS NULL OR ended_at >= $2) AND appointment_at >= $3 "
-            "   AND supplement_requests <= 1))) AS on_time, "
+            # Open at the judging instant: on time until the appointment, or while waiting for
+            # a supplement asked for in time (its instant is the end, DOMAIN.md); never once
+            # asked twice (overdue at once, index rule).
+            "  ((ended_at IS NULL OR ended_at >= $2) AND supplement_requests <= 1 AND ("
+            "   appointment_at >= $3 OR supplement_requested_at <= appointment_at)))) AS on_time, "
             "count(*) FILTER (WHERE approved IS NOT NULL AND ended_at >= $1 AND ended_at < $2) "
             "  AS resolved, "
             "count(*) FILTER (WHERE approved IS NOT NULL AND ended_at >= $1 AND ended_at < $2 "

@@ -400,6 +400,7 @@ def status_payload(change: Change, at: datetime) -> dict[str, object]:
         "timeliness": d.timeliness,
         "elapsed_working_days": d.elapsed_working_days,
         "supplement_requests": d.supplement_requests,
+        "supplement_requested_at": d.supplement_requested_at,
         "components_total": d.components_total,
         "components_digitized": d.components_digitized,
         "components_reused": d.components_reused,
