@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 Level = Literal["province", "district", "commune"]
 REFERENCE_DIR = Path(__file__).parent / "reference_data"
@@ -86,3 +93,19 @@ def load_reference(directory: Path) -> ReferenceData:
     return ReferenceData(
         f"{units_doc['version']}/{procs_doc['version']}", units, procedures, provinces
     )
+
+
+def reload_on_sighup(directory: Path, install: Callable[[ReferenceData], None]) -> None:
+    """Reload the versioned reference files on SIGHUP (in the running loop) and hand them to
+    `install`; a broken file keeps the data already loaded."""
+
+    def reload() -> None:
+        try:
+            reference = load_reference(directory)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("reference reload failed, keeping the loaded version", error=repr(exc))
+        else:
+            install(reference)
+            log.info("reference reloaded", version=reference.version)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)

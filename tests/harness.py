@@ -81,6 +81,10 @@ class ServiceProcess:
     def logs(self) -> str:
         return self.log_path.read_text()
 
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from shared.http import (
 from shared.kafka import ensure_topics, make_broker, start_when_available, stop_consuming
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
-from shared.reference import load_reference
+from shared.reference import ReferenceData, load_reference, reload_on_sighup
 
 SCHEMA = "intake"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -65,16 +64,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             broker, settings.topics.status_events, settings.consumer_group, StatusReadModel(store)
         )
 
-        def reload_reference() -> None:
-            # SIGHUP reloads the versioned reference files; a broken file keeps the old data.
-            try:
-                intake.reference = load_reference(settings.reference_dir)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.error("reference reload failed, keeping the loaded version", error=repr(exc))
-            else:
-                log.info("reference reloaded", version=intake.reference.version)
+        def install(reference: ReferenceData) -> None:
+            intake.reference = reference
 
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload_reference)
+        reload_on_sighup(settings.reference_dir, install)
 
         async def connect() -> None:
             with contextlib.suppress(Exception):

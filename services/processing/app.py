@@ -28,7 +28,7 @@ from shared.http import (
 from shared.kafka import ensure_topics, make_broker, stop_consuming
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
-from shared.reference import load_reference
+from shared.reference import ReferenceData, load_reference, reload_on_sighup
 
 SCHEMA = "processing"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -46,13 +46,19 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await prepare(settings.database_url, SCHEMA, MIGRATIONS, settings.database_pool_size)
         store = ProcessingStore(pool)
-        app.state.processing = Processing(
+        processing = Processing(
             store,
             calendar,
             settings.topics,
             settings.token_key_list,
             load_reference(settings.reference_dir),
         )
+        app.state.processing = processing
+
+        def install(reference: ReferenceData) -> None:
+            processing.reference = reference
+
+        reload_on_sighup(settings.reference_dir, install)
         watch = OverdueWatch(store, settings.topics, settings.overdue_interval_s)
         handler = DossierEventHandler(
             store, broker, settings.topics, calendar, settings.consumer_group

@@ -4,8 +4,12 @@ kill -9 and rebalances; the officers' API; the overdue watch."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import shutil
+import signal
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -401,3 +405,57 @@ async def test_a_second_supplementation_request_is_noticed_overdue_at_once(
     await asyncio.sleep(1.5)  # more watch ticks: still one notice
     notices = [e for e in await status_events(isolated) if e.type == "DossierOverdue"]
     assert [e.dossier_id for e in notices] == [ident]
+
+
+async def test_units_added_to_the_reference_data_are_taken_on_sighup(
+    isolated: Isolated, services: Services, tmp_path: Path
+) -> None:
+    """Administrative geography is data: a unit created after start becomes a transfer target
+    once the operator reloads the files, without a restart; a broken file keeps the old data."""
+    reference = tmp_path / "reference"
+    shutil.copytree(REFERENCE_DIR, reference)
+    proc = services.create("processing", MOTCUA_REFERENCE_DIR=str(reference)).start()
+    dossier = received("T048.H02", datetime.now(UTC))
+    await produce(
+        isolated.platform.kafka.bootstrap, Topics(isolated.topic_prefix).dossier_events, [dossier]
+    )
+    headers = officer_token("T048.H02")
+    body = {"to_unit": "T048.H99", "reason": "Đơn vị mới sau sắp xếp"}
+    url = f"/v1/dossiers/{dossier.dossier_id}/transfer"
+    async with httpx.AsyncClient(base_url=proc.url, timeout=30) as client:
+
+        async def arrived() -> bool:
+            r = await client.get(f"/v1/dossiers/{dossier.dossier_id}", headers=headers)
+            return r.status_code == 200
+
+        await eventually(arrived, what="the dossier in processing")
+        assert (await client.post(url, json=body, headers=headers)).status_code == 422
+
+        units_file = reference / "units.json"
+        units = json.loads(units_file.read_text(encoding="utf-8"))
+        units["version"] = "2026-11-27"
+        units["units"].append(
+            {
+                "code": "T048.H99",
+                "name": "UBND quận mới",
+                "level": "district",
+                "parent": "T048",
+                "province": "048",
+            }
+        )
+        units_file.write_text("{ broken", encoding="utf-8")
+        proc.signal(signal.SIGHUP)
+        await asyncio.sleep(1)
+        assert (await client.post(url, json=body, headers=headers)).status_code == 422
+        assert "reference reload failed" in proc.logs()
+
+        units_file.write_text(json.dumps(units, ensure_ascii=False), encoding="utf-8")
+        proc.signal(signal.SIGHUP)
+
+        async def reloaded() -> bool:
+            return "reference reloaded" in proc.logs()
+
+        await eventually(reloaded, what="the reload logged")
+        moved = await client.post(url, json=body, headers=headers)
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["competent_unit"] == "T048.H99"
