@@ -99,8 +99,8 @@ every {fresh.poll_interval_ms:.0f} ms.
 | service p99 ÷ two floor hops' p99 | {fresh.ratio:.1f}× |
 
 Target (issue): p99 ≤ 2 s at 200 dossiers/s. There is no naive end-to-end run: a dossier is
-three lifecycle events or more, and the naive per-message processing handler measured below
-(under 100 events/s) cannot keep up with 200 dossiers/s at all, so its freshness would only
+three lifecycle events or more, and the naive per-message processing handler
+(under 100 events/s, above) cannot keep up with 200 dossiers/s at all, so its freshness would only
 grow for as long as the run lasts.
 
 ## Metrics: replay of the status topic (`motcua metrics rebuild`, one process)
