@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import Caller, InvalidToken, Role, verify
@@ -151,7 +151,58 @@ def document_models(app: FastAPI, *models: type[BaseModel]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+class FieldProblem(BaseModel):
+    field: str = Field(description="dotted path of the field in the request")
+    reason: str
+
+
+class ProblemDocument(BaseModel):
+    """Every error answer (RFC 9457 `application/problem+json`); for the OpenAPI document."""
+
+    type: str = Field(description="URI naming the kind of problem")
+    title: str
+    status: int
+    detail: str = Field(description="the reason, in words")
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="per field, when the request is invalid (never echoes input)"
+    )
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Say in the OpenAPI document what the handlers below do: every error is a problem
+    document (FastAPI would advertise its own JSON validation error for 422)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # cached on the app: completed once, here
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "ProblemDocument" in components:
+            return schema
+        own = ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(own.pop("$defs", {}))
+        components["ProblemDocument"] = own
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}}
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.setdefault("responses", {})
+                for code, response in responses.items():
+                    if code.isdigit() and int(code) >= 400:
+                        response["content"] = problem
+                responses.setdefault(
+                    "default",
+                    {"description": "Any other error, as a problem document", "content": problem},
+                )
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error as a problem document, and document it so in the OpenAPI."""
+    _document_problems(app)
+
     async def on_problem(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
         return problem_response(exc.status, exc.title, exc.detail, kind=exc.kind, errors=exc.errors)
