@@ -59,7 +59,9 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
             processing.reference = reference
 
         reload_on_sighup(settings.reference_dir, install)
-        watch = OverdueWatch(store, settings.topics, settings.overdue_interval_s)
+        watch = OverdueWatch(
+            store, settings.topics, settings.overdue_interval_s, settings.overdue_quiet_s
+        )
         handler = DossierEventHandler(
             store, broker, settings.topics, calendar, settings.consumer_group
         )

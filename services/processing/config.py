@@ -14,3 +14,6 @@ class ProcessingSettings(ServiceSettings):
     max_batch: int = Field(default=1000, ge=1, le=10000)
     calendar_override: Path | None = None
     overdue_interval_s: float = Field(default=30.0, gt=0, description="overdue watch period")
+    overdue_quiet_s: float = Field(
+        default=5.0, ge=0, description="the watch judges a dossier unchanged for this long"
+    )

@@ -70,13 +70,16 @@ class Batch:
         )
         return {d.id: d for d in (_dossier.validate_json(r["state"]) for r in rows)}
 
-    async def due_for_overdue(self, now: datetime, limit: int) -> list[Dossier]:
-        """Open dossiers past their appointment not yet reported; locked, skipping busy ones."""
+    async def due_for_overdue(self, now: datetime, limit: int, quiet_s: float) -> list[Dossier]:
+        """Open dossiers past their due instant not yet reported, unchanged for `quiet_s`
+        seconds; locked, skipping busy ones."""
         rows = await self._conn.fetch(
             "SELECT state FROM dossiers WHERE watch AND due_at < $1 "
+            "AND updated_at < now() - make_interval(secs => $3) "
             "ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
             now,
             limit,
+            quiet_s,
         )
         return [_dossier.validate_json(r["state"]) for r in rows]
 
@@ -104,7 +107,7 @@ class Batch:
                 "competent_unit = EXCLUDED.competent_unit, "
                 "appointment_at = EXCLUDED.appointment_at, ended_at = EXCLUDED.ended_at, "
                 "overdue = EXCLUDED.overdue, watch = EXCLUDED.watch, due_at = EXCLUDED.due_at, "
-                "state = EXCLUDED.state",
+                "state = EXCLUDED.state, updated_at = now()",
                 [_dossier.dump_json(d).decode() for d in dossiers],
                 [d.watched for d in dossiers],
                 [d.due_at for d in dossiers],

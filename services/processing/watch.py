@@ -18,10 +18,15 @@ log = get_logger(__name__)
 class OverdueWatch:
     """Reads only due rows (partial index on the deadline), so a tick costs what it finds."""
 
-    def __init__(self, store: ProcessingStore, topics: Topics, interval_s: float) -> None:
+    def __init__(
+        self, store: ProcessingStore, topics: Topics, interval_s: float, quiet_s: float
+    ) -> None:
         self.store = store
         self.topics = topics
         self.interval_s = interval_s
+        # A dossier changed within the last `quiet_s` seconds may still be receiving its history
+        # (an import's steps in consecutive batches): judged once it is quiet.
+        self.quiet_s = quiet_s
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -38,7 +43,9 @@ class OverdueWatch:
         total = 0
         while True:
             async with self.store.batch() as tx:
-                found = await workflow.report_overdue(tx, now or datetime.now(UTC), self.topics)
+                found = await workflow.report_overdue(
+                    tx, now or datetime.now(UTC), self.topics, quiet_s=self.quiet_s
+                )
             total += len(found)
             for change in found:
                 log.info(

@@ -80,12 +80,13 @@ async def apply_events(
 
 
 async def report_overdue(
-    tx: Batch, now: datetime, topics: Topics, limit: int = 500
+    tx: Batch, now: datetime, topics: Topics, *, quiet_s: float, limit: int = 500
 ) -> list[domain.Change]:
-    """Emit DossierOverdue once for each open dossier whose appointment has passed."""
+    """Emit DossierOverdue once for each open dossier that became overdue and has been left
+    unchanged for `quiet_s` seconds."""
     pending = _Pending()
     changes = []
-    for dossier in await tx.due_for_overdue(now, limit):
+    for dossier in await tx.due_for_overdue(now, limit, quiet_s):
         try:
             change = domain.mark_overdue(dossier, now)
         except domain.Rejected:
