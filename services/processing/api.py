@@ -235,19 +235,19 @@ async def read_dossier(
 
 
 async def _act(processing: Processing, officer: Caller, dossier_id: UUID, build: Any) -> DossierOut:
-    dossier = await _load(processing, officer, dossier_id)
-    fields = new_event_fields(
-        datetime.now(UTC),
-        dossier.id,
-        dossier.receiving_unit,
-        dossier.competent_unit,
-        actor=officer.subject,
-    )
-    event: DossierEvent = build(fields)
     async with processing.store.batch() as tx:
-        # Checked again under the row's lock: a colleague's transfer may have committed since.
-        if not await tx.lock_if_handled_by(officer.unit, dossier.id):
+        # Read under the row's lock: a colleague's transfer may have committed a moment ago.
+        dossier = await tx.handled_by(officer.unit, dossier_id)
+        if dossier is None:
             raise _not_yours()
+        fields = new_event_fields(
+            datetime.now(UTC),
+            dossier.id,
+            dossier.receiving_unit,
+            dossier.competent_unit,
+            actor=officer.subject,
+        )
+        event: DossierEvent = build(fields)
         outcome = await workflow.apply_events(tx, [event], processing.calendar, processing.topics)
         if outcome.rejected:
             # Raising inside the transaction rolls back the claimed event id too.

@@ -53,15 +53,15 @@ class Batch:
         )
         return {r["event_id"] for r in rows}
 
-    async def lock_if_handled_by(self, unit: str, dossier_id: UUID) -> bool:
-        """Lock the dossier for this transaction if `unit` still handles it (a transfer committed
+    async def handled_by(self, unit: str, dossier_id: UUID) -> Dossier | None:
+        """The dossier, locked for this transaction, if `unit` handles it (a transfer committed
         meanwhile makes it another unit's)."""
-        found = await self._conn.fetchval(
-            "SELECT 1 FROM dossiers WHERE id = $1 AND competent_unit = $2 FOR UPDATE",
+        raw = await self._conn.fetchval(
+            "SELECT state FROM dossiers WHERE id = $1 AND competent_unit = $2 FOR UPDATE",
             dossier_id,
             unit,
         )
-        return found is not None
+        return None if raw is None else _dossier.validate_json(raw)
 
     async def load(self, dossier_ids: Sequence[UUID]) -> dict[UUID, Dossier]:
         rows = await self._conn.fetch(
