@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import motcua_local
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.auth import mint
@@ -141,3 +141,25 @@ async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def dead_letters(
+    bootstrap: str, topic: str, expected: int, *, settle_ms: int = 1000, within: float = 15.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of a dead-letter topic: read until `expected` have arrived (or `within`
+    seconds passed), then `settle_ms` longer, so that one too many shows too."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    letters: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = time.monotonic() + within
+        while len(letters) < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=1000)
+            letters += [r for records in batches.values() for r in records]
+        batches = await consumer.getmany(timeout_ms=settle_ms)
+        letters += [r for records in batches.values() for r in records]
+    finally:
+        await consumer.stop()
+    return letters

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer
 
 from services.intake.samples import sample_submission
 from shared.contract import (
@@ -30,7 +30,7 @@ from shared.contract import (
 )
 from tests.conftest import Isolated, Services
 from tests.factories import received
-from tests.harness import counter_token, eventually, scrape
+from tests.harness import counter_token, dead_letters, eventually, scrape
 
 pytestmark = pytest.mark.integration
 
@@ -140,18 +140,7 @@ async def test_malformed_event_goes_to_dead_letter_and_the_next_one_is_processed
     finally:
         await conn.close()
 
-    consumer = AIOKafkaConsumer(
-        topics.dead_letter,
-        bootstrap_servers=isolated.platform.kafka.bootstrap,
-        auto_offset_reset="earliest",
-        group_id=None,
-    )
-    await consumer.start()
-    try:
-        batches = await consumer.getmany(timeout_ms=10_000)
-        letters = [r for records in batches.values() for r in records]
-    finally:
-        await consumer.stop()
+    letters = await dead_letters(isolated.platform.kafka.bootstrap, topics.dead_letter, 1)
     assert len(letters) == 1
     headers = {k: v.decode() for k, v in letters[0].headers}
     assert headers["x-dead-letter-reason"].startswith("invalid event: ")
@@ -159,30 +148,6 @@ async def test_malformed_event_goes_to_dead_letter_and_the_next_one_is_processed
     # The dead letter keeps the evidence but never the national ID in clear.
     assert b"079203001234" not in letters[0].value
     assert b"079*********" in letters[0].value
-
-
-async def _dead_letters(
-    isolated: Isolated, topics: Topics, expected: int
-) -> list[ConsumerRecord[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(
-        topics.dead_letter,
-        bootstrap_servers=isolated.platform.kafka.bootstrap,
-        auto_offset_reset="earliest",
-        group_id=None,
-    )
-    await consumer.start()
-    letters: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + 15
-        while len(letters) < expected and asyncio.get_running_loop().time() < deadline:
-            batches = await consumer.getmany(timeout_ms=1000)
-            letters += [r for records in batches.values() for r in records]
-        # Nothing more than expected arrives either.
-        batches = await consumer.getmany(timeout_ms=1000)
-        letters += [r for records in batches.values() for r in records]
-    finally:
-        await consumer.stop()
-    return letters
 
 
 async def test_poison_of_every_kind_is_dead_lettered_and_nothing_around_it_is_lost(
@@ -251,7 +216,7 @@ async def test_poison_of_every_kind_is_dead_lettered_and_nothing_around_it_is_lo
     finally:
         await conn.close()
 
-    letters = await _dead_letters(isolated, topics, 3)
+    letters = await dead_letters(isolated.platform.kafka.bootstrap, topics.dead_letter, 3)
     reasons = sorted(
         dict((k, v.decode()) for k, v in r.headers)["x-dead-letter-reason"] for r in letters
     )

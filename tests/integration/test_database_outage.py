@@ -8,12 +8,11 @@ from pathlib import Path
 
 import motcua_local
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from shared.contract import Topics
 from tests.conftest import Isolated
 from tests.factories import db_state, interleave, lifecycles, produce
-from tests.harness import ServiceProcess, eventually
+from tests.harness import ServiceProcess, dead_letters, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -68,15 +67,7 @@ async def test_processing_rides_out_a_database_restart(
         processing.stop()
 
     # Transient failures are retried, never parked: the dead-letter topic stays empty.
-    consumer = AIOKafkaConsumer(
-        topics.dead_letter,
-        bootstrap_servers=isolated.platform.kafka.bootstrap,
-        auto_offset_reset="earliest",
-        group_id=None,
+    letters = await dead_letters(
+        isolated.platform.kafka.bootstrap, topics.dead_letter, 0, settle_ms=2000
     )
-    await consumer.start()
-    try:
-        letters = await consumer.getmany(timeout_ms=2000)
-    finally:
-        await consumer.stop()
-    assert not any(letters.values())
+    assert not letters
