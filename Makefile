@@ -1,5 +1,5 @@
 # The two commands the README starts with: `make demo` and `make test`. Both install what they need.
-.PHONY: bootstrap demo demo-stop test lint unit platform-up platform-down bench
+.PHONY: bootstrap demo demo-stop test lint unit platform-up platform-down bench image
 
 VENV := .venv/bin
 
@@ -15,7 +15,7 @@ demo-stop:
 lint: bootstrap
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
-	$(VENV)/mypy services shared tests deploy/local bench
+	$(VENV)/mypy services shared tests deploy/local deploy/grafana deploy/prometheus bench
 
 test: lint
 	$(VENV)/pytest
@@ -34,3 +34,8 @@ bench: bootstrap
 	@[ -x .venv-quix/bin/python ] || $(VENV)/python -m venv .venv-quix
 	@[ .venv-quix/.installed -nt bench/quix-requirements.txt ] || { .venv-quix/bin/python -m pip install -q -r bench/quix-requirements.txt && touch .venv-quix/.installed; }
 	PYTHONPATH=deploy/local:. $(VENV)/python -m bench.run $(BENCH_ARGS)
+
+# The one container image of the three services (buildah here, no Docker engine needed; see
+# docs/operations.md for building it with Docker from deploy/docker/Dockerfile).
+image: bootstrap
+	@bash deploy/docker/build.sh

@@ -7,6 +7,8 @@ import os
 import platform
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 import asyncpg
+import httpx
 import motcua_local
 from faststream.kafka import KafkaBroker
 
@@ -59,6 +62,38 @@ async def bench_platform() -> AsyncIterator[Bench]:
             yield Bench(kafka, postgres, base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def start_http(
+    name: str, command: Callable[[int], list[str]], env: dict[str, str], workdir: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A Python module serving HTTP as a process (`command(port)`: its arguments after
+    `python -m`), once its /readyz answers (as ServiceProcess.start); its log in `workdir`."""
+    from tests.harness import REPO
+
+    port = motcua_local.free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = workdir / f"{name.replace(' ', '-')}-{port}.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *command(port)],
+            env={**os.environ, **env},
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"{name} not ready: {log_path.read_text()[-3000:]}")
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> float:

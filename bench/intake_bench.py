@@ -7,22 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-import httpx
-import motcua_local
 from aiokafka import AIOKafkaProducer
 
-from bench.common import Bench
+from bench.common import Bench, start_http
 from services.intake.samples import sample_submission
-from tests.harness import REPO, ServiceProcess, counter_token
+from tests.harness import ServiceProcess, counter_token
 
 
 @dataclass(frozen=True)
@@ -152,39 +147,17 @@ async def _warm_and_load(
     return warm, await _load(url, clients, seconds, workdir)
 
 
-def _start_naive(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """bench/naive_intake.py as a process, once its /readyz answers (as ServiceProcess.start)."""
-    port = motcua_local.free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = workdir / f"naive-intake-{port}.log"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.naive_intake", "--port", str(port)],
-            env={**os.environ, **env},
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"naive intake exited: {log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"naive intake not ready: {log_path.read_text()[-3000:]}")
-
-
 async def _naive(bench: Bench, seconds: float, clients: int) -> dict[str, int]:
     """The same wrk load, warm-up included, on the naive implementation."""
     from bench.naive_intake import TABLE
 
     database = bench.database()
-    proc, url = _start_naive(bench.env(database, "naive-intake."), bench.workdir)
+    proc, url = start_http(
+        "naive intake",
+        lambda port: ["bench.naive_intake", "--port", str(port)],
+        bench.env(database, "naive-intake."),
+        bench.workdir,
+    )
     try:
         warm, load = await _warm_and_load(url, clients, seconds, bench.workdir)
     finally:

@@ -12,6 +12,7 @@ from bench import freshness, intake_bench, metrics_replay, processing_bench
 from bench.common import bench_platform, machine
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+BY_HAND = "<!-- Below: benchmarks run by hand, kept by make bench. -->"
 
 
 async def main(quick: bool) -> None:
@@ -37,6 +38,9 @@ async def main(quick: bool) -> None:
         )
         print(replay, flush=True)
     command = "make bench" + (" BENCH_ARGS=--quick" if quick else "")
+    # The benchmarks run by hand (their commands are in their sections) stay as they were.
+    previous = DOC.read_text() if DOC.exists() else ""
+    by_hand = previous[previous.find(BY_HAND) :] if BY_HAND in previous else ""
     DOC.write_text(f"""# Benchmarks
 
 Written by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, in {time.perf_counter() - started:.0f} s.
@@ -123,7 +127,8 @@ Target (issue): ≥ 20,000 events/s and ≥ 25 % of the floor, memory flat in th
 (`bench/quix_replay.py`, its own virtualenv `.venv-quix`) keeps per-dossier facts and per-unit
 counters in its RocksDB state; its counters are checked equal to the service's, counter by
 counter, or the benchmark fails. The floor is the processing one (`bench/floor.py`) on this topic.
-""")
+
+{by_hand}""")
     print(f"bench: wrote {DOC}")
 
 

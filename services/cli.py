@@ -7,16 +7,39 @@ import asyncio
 import gc
 import json
 import random
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from types import FrameType
 
 import uvicorn
 import uvloop
 
 from shared.auth import mint
+from shared.lifecycle import Shutdown
 from shared.settings import ServiceSettings
 
 SERVICES = ("intake", "processing", "metrics")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling the app the moment it is asked to stop: readiness fails from then on,
+    and the app's shutdown deadline runs from the signal, not from the end of HTTP draining."""
+
+    def __init__(self, config: uvicorn.Config, shutdown: Shutdown | None) -> None:
+        super().__init__(config)
+        self._shutdown = shutdown
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._shutdown is not None:
+            self._shutdown.begin()
+        super().handle_exit(sig, frame)
+
+
+def _stopped(_signum: int, _frame: FrameType | None) -> None:
+    # uvicorn raises the signal it handled again once it has shut down, for the handler it
+    # found; the default one would end a clean shutdown with "killed by SIGTERM" (143).
+    raise SystemExit(0)
 
 
 def _serve(name: str, port: int | None) -> int:
@@ -40,15 +63,26 @@ def _serve(name: str, port: int | None) -> int:
         settings = MetricsSettings()
         app = create_metrics(MetricsSettings())
     _tune_gc()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.http_host,
         port=port or settings.http_port,
         log_config=None,
         access_log=False,
         lifespan="on",
+        # Idle keep-alive connections live longer than a client's or a proxy's pool keeps them
+        # (httpx 5 s, ingress-nginx 60 s): with uvicorn's 5 s default, a client reusing a
+        # connection the server is closing at that instant gets a reset, not an answer.
+        timeout_keep_alive=75,
+        # Requests in flight get half of the shutdown time; the app's own stop the rest.
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_s / 2)),
     )
-    return 0
+    shutdown = getattr(app.state, "shutdown", None)
+    server = _Server(config, shutdown if isinstance(shutdown, Shutdown) else None)
+    signal.signal(signal.SIGTERM, _stopped)
+    server.run()
+    # As uvicorn.run: a lifespan that failed to start is an error (3).
+    return 0 if server.started else 3
 
 
 def _token(unit: str, role: str, subject: str) -> int:

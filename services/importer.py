@@ -1,7 +1,8 @@
 """`motcua import FILE`: load historical dossiers (JSONL) through the same rules and contract.
 
 One dossier per line: what the counter received (as `POST /v1/dossiers` takes it) plus the unit,
-the original reception time, optionally the original code, and the timeline of what happened.
+the original reception time, optionally the original code, and the timeline of what happened; or,
+for a dossier refused at the counter (as `POST /v1/refusals` takes it), the refusal's reason.
 Each line is checked whole, reception rules and the processing state machine alike, before any of
 it is written: a line is imported entirely or rejected with its reasons, never in part. Accepted
 lines go into intake's tables and outbox in one transaction per chunk, and the outbox relay
@@ -38,6 +39,7 @@ from shared.contract import (
     DossierRated,
     DossierReceived,
     DossierReceivedPayload,
+    DossierRefusedAtReception,
     DossierResolved,
     DossierStatus,
     DossierStopped,
@@ -60,7 +62,7 @@ from shared.ids import keyed_hash
 from shared.logging import mask_text
 from shared.outbox import OutboxMessage, OutboxRelay
 from shared.progress import Progress
-from shared.reference import ReferenceData, load_reference
+from shared.reference import ReferenceData, Unit, load_reference
 from shared.text import nul_fields
 
 StepType = Literal[
@@ -96,13 +98,23 @@ class TimelineStep(BaseModel):
     new_appointment_at: AwareDatetime | None = None
 
 
+class RefusalAtReception(BaseModel):
+    """The counter refused the dossier (mẫu 03): it never entered processing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class ImportLine(reception.SubmissionIn):
-    """One historical dossier: the submission, where and when it was received, what followed."""
+    """One historical dossier: the submission, where and when it was received, what followed
+    (or its refusal at the counter)."""
 
     unit: str = Field(min_length=1, max_length=64)
     received_at: AwareDatetime
     code: str | None = Field(default=None, max_length=80)
     timeline: list[TimelineStep] = Field(default_factory=list, max_length=50)
+    refused_at_reception: RefusalAtReception | None = None
 
 
 @dataclass(frozen=True)
@@ -111,10 +123,16 @@ class Planned:
     line: ImportLine
     dossier_id: uuid.UUID
     competent_unit: str
-    appointment_at: datetime
+    appointment_at: datetime | None  # None for a dossier refused at reception
     request_hash: str
-    received: DossierReceived  # its code is issued when stored
+    received: DossierReceived | DossierRefusedAtReception  # its code is issued when stored
     events: list[DossierEvent]
+
+    @property
+    def refusal_reason(self) -> str | None:
+        if isinstance(self.received, DossierRefusedAtReception):
+            return self.received.payload.reason
+        return None
 
 
 @dataclass
@@ -229,12 +247,24 @@ def plan(
     unit = reference.units.get(line.unit)
     if unit is None:
         return [f"unit: {line.unit} is not in the reference data"]
+    request_hash = hashlib.sha256(raw.strip().encode()).hexdigest()
+    dossier_id = uuid.uuid5(_NAMESPACE, f"{unit.code}:{line.code or request_hash}")
+    if line.refused_at_reception is not None:
+        return _plan_refusal(
+            line_no,
+            line,
+            line.refused_at_reception,
+            unit=unit,
+            identity=(dossier_id, request_hash),
+            reference=reference,
+            calendar=calendar,
+            hash_key=hash_key,
+        )
     verdict = reception.check_submission(line, unit, reference, line.received_at.date())
     if isinstance(verdict, list):
         return [f"{e.field}: {e.reason}" for e in verdict]
-    request_hash = hashlib.sha256(raw.strip().encode()).hexdigest()
-    dossier_id = uuid.uuid5(_NAMESPACE, f"{unit.code}:{line.code or request_hash}")
     appointment = reception.appointment_for(calendar, verdict.procedure, line.received_at)
+    whole_days, exact_days = reception.processing_time(verdict.procedure)
     received = DossierReceived(
         **new_event_fields(
             line.received_at, dossier_id, unit.code, verdict.competent_unit.code, actor="import"
@@ -247,7 +277,11 @@ def plan(
             applicant_ref=keyed_hash(line.applicant.id_number, hash_key),
             received_at=line.received_at,
             appointment_at=appointment,
-            processing_days=verdict.procedure.processing_days,
+            clock_started_at=reception.clock_start_for(
+                calendar, verdict.procedure, line.received_at
+            ),
+            processing_days=whole_days,
+            processing_days_decimal=exact_days,
             components=tuple(line.components),
             result_is_paper=verdict.procedure.result_is_paper,
         ),
@@ -274,6 +308,46 @@ def plan(
     )
 
 
+def _plan_refusal(
+    line_no: int,
+    line: ImportLine,
+    refusal: RefusalAtReception,
+    *,
+    unit: Unit,
+    identity: tuple[uuid.UUID, str],
+    reference: ReferenceData,
+    calendar: WorkingCalendar,
+    hash_key: bytes,
+) -> Planned | list[str]:
+    """A dossier refused at the counter, checked and recorded as `POST /v1/refusals` does, at its
+    original instant. It never enters processing: a timeline after it is refused by processing's
+    state machine, like any impossible step."""
+    dossier_id, request_hash = identity
+    errors = reception.check_refusal(line, reference, reception.reception_day(line.received_at))
+    if errors:
+        return [f"{e.field}: {e.reason}" for e in errors]
+    competent = line.competent_unit or unit.code
+
+    def fields(at: datetime) -> dict[str, object]:
+        return new_event_fields(at, dossier_id, unit.code, competent, actor="import")
+
+    refused = DossierRefusedAtReception(
+        **fields(line.received_at),
+        payload=reception.refusal_payload(
+            line,
+            refusal.reason,
+            code=line.code or "pending",
+            applicant_ref=keyed_hash(line.applicant.id_number, hash_key),
+            received_at=line.received_at,
+        ),
+    )
+    dossier = processing.apply(None, refused, calendar).dossier
+    _, refused_steps = _replay(line, dossier, fields, reference, calendar)
+    if refused_steps:
+        return refused_steps
+    return Planned(line_no, line, dossier_id, competent, None, request_hash, refused, [])
+
+
 async def _store(store: IntakeStore, planned: Planned, topics: Topics) -> bool:
     """Write one dossier and its whole timeline; False if it was imported before."""
     line = planned.line
@@ -298,8 +372,12 @@ async def _store(store: IntakeStore, planned: Planned, topics: Topics) -> bool:
                 applicant_name=line.applicant.name,
                 received_at=line.received_at,
                 appointment_at=planned.appointment_at,
-                status=int(DossierStatus.RECEIVED),
-                refusal_reason=None,
+                status=int(
+                    DossierStatus.RECEIVED
+                    if planned.refusal_reason is None
+                    else DossierStatus.REFUSED_AT_RECEPTION
+                ),
+                refusal_reason=planned.refusal_reason,
                 components=[c.model_dump() for c in line.components],
                 idempotency_key=f"import:{planned.dossier_id}",
                 request_hash=planned.request_hash,

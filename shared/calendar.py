@@ -94,6 +94,35 @@ class WorkingCalendar:
             else:
                 current = datetime.combine(self.next_working_day(day), time(0), LOCAL_TZ)
 
+    def rewind(self, end: datetime, working: timedelta) -> datetime:
+        """The instant on a working day from which the working clock runs `working` up to `end`:
+        `advance` backwards, so the clock's start is recovered from an appointment."""
+        current = end.astimezone(LOCAL_TZ)
+        remaining = working
+        while remaining > timedelta(0):
+            # The day the clock last ran in before `current` (00:00 belongs to the day before).
+            day = (current - timedelta(microseconds=1)).date()
+            day_start = datetime.combine(day, time(0), LOCAL_TZ)
+            if self.is_working_day(day):
+                ran_today = current - day_start
+                if remaining <= ran_today:
+                    return current - remaining
+                remaining -= ran_today
+            current = day_start
+        return current
+
+    def paused_time(self, start: datetime, asked_at: datetime, back_at: datetime) -> timedelta:
+        """The working-clock time a supplementation wait lasted once the clock had started: a
+        wait that began before the start (a request on the Sunday of a Sunday reception) pauses
+        only the part after it."""
+        return self.working_time(max(asked_at, start), back_at)
+
+    def elapsed_working_days(self, start: datetime, end: datetime, paused: timedelta) -> float:
+        """(Working-clock time from the clock's start to the end − paused time) / 24 h, never
+        negative, to 4 decimals: the one rule behind every elapsed time and the histogram."""
+        worked = self.working_time(start, end) - paused
+        return round(max(worked, timedelta(0)) / DAY, 4)
+
     def working_time(self, start: datetime, end: datetime) -> timedelta:
         """Working-clock time between two instants (zero if end is not after start)."""
         a = start.astimezone(LOCAL_TZ)
@@ -121,17 +150,18 @@ class WorkingCalendar:
         return found
 
     def appointment(
-        self, received_at: datetime, working_days: int, *, has_cutoff: bool
+        self, received_at: datetime, working_days: float, *, has_cutoff: bool
     ) -> datetime:
-        """The appointment (ngày hẹn trả): N × 24 h of working clock after the start."""
+        """The appointment (ngày hẹn trả): N × 24 h of working clock after the start; N may be
+        part of a day (half a day: 12 h of the clock)."""
         start = self.start_of_clock(received_at, has_cutoff=has_cutoff)
-        if start.time() == time(0):
+        if start.time() == time(0) or working_days != int(working_days):
             return self.advance(start, working_days * DAY)
         # The clock starts on a working day, inside it: N whole working days later it reads the
         # same time of day, on the N-th working day after (what `advance` computes day by day,
         # and what a submission asks for at every request).
         return datetime.combine(
-            self.nth_working_day_after(start.date(), working_days), start.time(), LOCAL_TZ
+            self.nth_working_day_after(start.date(), int(working_days)), start.time(), LOCAL_TZ
         )
 
 

@@ -3,12 +3,16 @@
 FastStream's Kafka default (ACK_FIRST) is at-most-once; here offsets are committed after the
 handler's database transaction, and an unexpected error rewinds the batch (NACK_ON_ERROR) so it is
 delivered again. Handlers are idempotent, so redelivery changes nothing.
+
+Every consumer is measured the same way (shared/consumer_metrics.py): the batch's size and
+duration here, what it applied by its handler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -16,7 +20,10 @@ import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
+from pydantic import SkipValidation
 
+from shared.consumer_metrics import BatchConsumers, telemetry_of
+from shared.kafka import TopicCheck, start_when_available
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -112,6 +119,10 @@ async def retry_transient(
             return
 
 
+# A value here, not a type: type checkers see SkipValidation[X] as X, not as an expression.
+_SKIP_VALIDATION: Any = SkipValidation
+
+
 def subscribe_batches(
     broker: KafkaBroker,
     topic: str,
@@ -120,19 +131,38 @@ def subscribe_batches(
     *,
     max_records: int = 1000,
     consumers: int = 1,
-) -> None:
+    message: Any = None,
+    title: str | None = None,
+    description: str | None = None,
+) -> BatchConsumers:
     """Register `handler` for batches of `topic` in consumer group `group_id`.
 
     With `consumers` > 1 the process runs that many group members: Kafka gives each its own
     partitions (so per-dossier order holds) and their batches overlap, one computing while
     another waits on the database. The handler must allow concurrent calls on disjoint keys.
+
+    `message` (the type of one record's value), `title` and `description` only document the
+    subscription in the AsyncAPI documents (shared/asyncapi.py); the handler still gets raw records.
+
+    Each batch's size and duration are measured here; the handler reports what it applied
+    (`record_applied`). Start the lag with `watch_lag` on the result (or on
+    `batch_consumers(broker, group_id)`) once the broker has started.
     """
+    telemetry = telemetry_of(group_id)
 
     async def on_batch(records: Any) -> None:
+        started = time.perf_counter()
         await handler(records)
+        telemetry.batch(len(records), time.perf_counter() - started)
 
-    for _ in range(consumers):
-        broker.subscriber(
+    if message is not None:
+        # FastStream documents a subscriber's message from its handler's annotation, and would
+        # validate the body against it; SkipValidation keeps the schema and skips the check.
+        on_batch.__annotations__["records"] = _SKIP_VALIDATION[message]
+
+    subscribers = []
+    for member in range(consumers):
+        subscriber = broker.subscriber(
             topic,
             group_id=group_id,
             batch=True,
@@ -142,4 +172,31 @@ def subscribe_batches(
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=_raw_records,
             parser=_tolerant_parser,
-        )(on_batch)
+            title=title,
+            description=description,
+            # One channel per subscription: the other group members are the same one.
+            include_in_schema=member == 0,
+        )
+        subscriber(on_batch)
+        subscribers.append(subscriber)
+    return BatchConsumers(group_id, subscribers)
+
+
+def batch_consumers(broker: KafkaBroker, group_id: str) -> BatchConsumers:
+    """The members of `group_id` registered on `broker`, however they were declared."""
+    return BatchConsumers(
+        group_id, [s for s in broker.subscribers if getattr(s, "group_id", None) == group_id]
+    )
+
+
+async def start_consuming(
+    broker: KafkaBroker, topics: TopicCheck, consumers: BatchConsumers, what: str
+) -> None:
+    """Start the broker's consumers once Kafka answers and every topic exists (created, or
+    awaited: see TopicCheck), then measure their lag."""
+    await topics.wait()
+    await start_when_available(broker, what)
+    consumers.watch_lag()
+
+
+__all__ = ["BatchConsumers"]  # re-exported: what subscribe_batches returns

@@ -123,6 +123,23 @@ class DossierReceivedPayload(_Model):
     processing_days: int = Field(ge=0)
     components: tuple[DocumentComponent, ...] = ()
     result_is_paper: bool = True
+    processing_days_decimal: float | None = Field(
+        default=None,
+        gt=0,
+        description="the procedure's time in working days when it is not whole (0.5: 4 working "
+        "hours, 12 h of the working clock); processing_days then holds it rounded up",
+    )
+    clock_started_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the working clock started (DOMAIN.md): the reception, or 08:00 of the "
+        "next working day for a reception on a non-working day or after the procedure's cut-off; "
+        "null in events written before it was carried",
+    )
+
+    @property
+    def processing_time_days(self) -> float:
+        """The procedure's exact time in working days, whichever field carries it."""
+        return self.processing_days_decimal or self.processing_days
 
 
 class RefusalPayload(_Model):

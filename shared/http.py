@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import Caller, InvalidToken, Role, verify
 from shared.logging import get_logger
+from shared.probes import NotReady
 from shared.text import nul_fields
 
 _log = get_logger(__name__)
@@ -268,6 +269,8 @@ def health_router(
         for name, check in checks.items():
             try:
                 results[name] = "ok" if await check() else "unreachable"
+            except NotReady as exc:
+                results[name] = f"error: {exc}"
             except Exception as exc:
                 results[name] = f"error: {type(exc).__name__}"
         ready = all(v == "ok" for k, v in results.items() if k not in informational)

@@ -1,11 +1,15 @@
-"""Kafka plumbing on FastStream: the idempotent producer, topics, and the dead-letter helper
-(with the process's count of dead letters, for every consumer's `/metrics`)."""
+"""Kafka plumbing on FastStream: the idempotent producer, topics (created, or awaited when the
+cluster owns them), and the dead-letter helper (with the process's count of dead letters by
+reason, for every consumer's `/metrics`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
+import time
+from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -18,6 +22,7 @@ from pydantic import ValidationError
 
 from shared.contract import Topics
 from shared.logging import get_logger, mask_text
+from shared.probes import NotReady
 
 log = get_logger(__name__)
 
@@ -54,8 +59,11 @@ def _cached_partitioner(key: bytes | None, all_partitions: list[int], available:
     return all_partitions[_partition_of(key, len(all_partitions))]
 
 
-def make_broker(bootstrap: str, client_id: str) -> KafkaBroker:
-    """The FastStream broker: consumers, dead letters and direct publishes."""
+def make_broker(bootstrap: str, client_id: str, *, graceful_timeout: float = 15.0) -> KafkaBroker:
+    """The FastStream broker: consumers, dead letters and direct publishes.
+
+    `graceful_timeout`: how long stopping a subscriber waits for its batch in flight.
+    """
     settings = producer_settings(bootstrap, client_id)
     del settings["bootstrap_servers"]
     return KafkaBroker(
@@ -63,6 +71,10 @@ def make_broker(bootstrap: str, client_id: str) -> KafkaBroker:
         **settings,
         # The services log what matters; FastStream's per-message lines would flood the logs.
         logger=None,
+        # FastStream would create a subscriber's topic with one partition and replication 1;
+        # topics are ensure_topics' business (or the cluster's, see TopicCheck).
+        allow_auto_create_topics=False,
+        graceful_timeout=graceful_timeout,
     )
 
 
@@ -90,6 +102,78 @@ async def ensure_topics(
         await admin.close()
 
 
+async def missing_topics(bootstrap: str, topics: Topics) -> tuple[str, ...]:
+    """The contract's topics the cluster does not have."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return tuple(name for name in topics.all() if name not in existing)
+
+
+class MissingTopics(NotReady):
+    """Topics of the contract the cluster does not have (the readiness check raises it)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__("missing Kafka topics: " + ", ".join(names))
+        self.names = tuple(names)
+
+
+class TopicCheck:
+    """The contract's topics before anything of the service touches Kafka's topics: created
+    when the service may (`MOTCUA_KAFKA_CREATE_TOPICS`, development and tests), otherwise
+    awaited until the cluster has them all (production: Strimzi KafkaTopics own them).
+
+    With creation off no consumer or producer may start before: any Kafka client asking for a
+    missing topic makes a broker with `auto.create.topics.enable` create it with its defaults.
+    """
+
+    def __init__(
+        self, bootstrap: str, topics: Topics, *, create: bool, poll_s: float = 5.0
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._topics = topics
+        self._create = create
+        self._poll_s = poll_s
+        # None until Kafka has answered once.
+        self.missing: tuple[str, ...] | None = None
+
+    async def wait(self) -> None:
+        """Return once every topic exists, retrying while Kafka is unreachable."""
+        delay = 0.5
+        reported: tuple[tuple[str, ...], float] | None = None
+        while True:
+            try:
+                if self._create:
+                    await ensure_topics(self._bootstrap, self._topics)
+                missing = await missing_topics(self._bootstrap, self._topics)
+            except Exception as exc:
+                log.warning("kafka unavailable, retrying", error=repr(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self.missing = missing
+            if not missing:
+                return
+            # Once per change, and every minute for whoever reads the logs later.
+            if reported is None or reported[0] != missing or time.monotonic() - reported[1] > 60:
+                log.error(
+                    "kafka topics missing; topic creation is off (MOTCUA_KAFKA_CREATE_TOPICS="
+                    "false): not ready until they exist (Strimzi KafkaTopic resources)",
+                    topics=list(missing),
+                )
+                reported = (missing, time.monotonic())
+            await asyncio.sleep(self._poll_s)
+
+    async def ready(self) -> bool:
+        """Readiness: every topic exists; raises MissingTopics naming those that do not."""
+        if self.missing:
+            raise MissingTopics(self.missing)
+        return self.missing == ()
+
+
 def validation_reason(error: ValidationError) -> str:
     """A reason for a dead letter that names the fields and the rule, never the input values."""
     parts = []
@@ -99,9 +183,26 @@ def validation_reason(error: ValidationError) -> str:
     return "invalid event: " + "; ".join(parts[:10])
 
 
+class DeadLetterReason(StrEnum):
+    """Why an event was dead-lettered: the bounded `reason` label of the dead-letter counter
+    (the `x-dead-letter-reason` header says it in words)."""
+
+    INVALID = "invalid"  # undecodable, or breaks the event contract
+    REJECTED = "rejected"  # the state machine refused it
+    UNAPPLICABLE = "unapplicable"  # the database or the calendar refused it
+
+
 DEAD_LETTERS = Counter(
-    "motcua_dead_letters_total", "Events this process sent to the dead-letter topic", ["consumer"]
+    "motcua_dead_letters_total",
+    "Events this process sent to the dead-letter topic",
+    ["consumer", "reason"],
 )
+
+
+def count_dead_letters(consumer: str) -> None:
+    """Expose every reason of a consumer at 0, so rates and alerts see the first dead letter."""
+    for reason in DeadLetterReason:
+        DEAD_LETTERS.labels(consumer, reason.value)
 
 
 async def dead_letter(
@@ -110,19 +211,21 @@ async def dead_letter(
     *,
     value: bytes,
     key: bytes | None,
-    reason: str,
+    reason: DeadLetterReason,
+    detail: str,
     source_topic: str,
     partition: int,
     offset: int,
     consumer: str,
 ) -> None:
-    """Park a message that can never be processed, with why and where it came from.
+    """Park a message that can never be processed, with why (`reason`, and `detail` in words)
+    and where it came from.
 
     The value is stored with national IDs masked (a malformed producer may have put one in clear).
     Awaited to the broker's acknowledgement: the caller commits the source offset only after this.
     """
     headers: dict[str, Any] = {
-        "x-dead-letter-reason": mask_text(reason)[:1000],
+        "x-dead-letter-reason": mask_text(detail)[:1000],
         "x-original-topic": source_topic,
         "x-original-partition": str(partition),
         "x-original-offset": str(offset),
@@ -130,10 +233,11 @@ async def dead_letter(
     }
     masked = mask_text(value.decode("utf-8", errors="replace")).encode()
     await broker.publish(masked, topics.dead_letter, key=key, headers=headers)
-    DEAD_LETTERS.labels(consumer).inc()
+    DEAD_LETTERS.labels(consumer, reason.value).inc()
     log.warning(
         "event dead-lettered",
-        reason=reason,
+        reason=reason.value,
+        detail=detail,
         source_topic=source_topic,
         partition=partition,
         offset=offset,
@@ -173,6 +277,10 @@ async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
 
 
 async def stop_consuming(broker: KafkaBroker) -> None:
-    """Stop the subscribers but keep the producer, so the outbox relay can finish its batch."""
-    for subscriber in broker.subscribers:
-        await subscriber.stop()
+    """Stop the subscribers but keep the producer, so the outbox relay can finish its batch.
+
+    All at once: each finishes and commits its batch in flight (up to the broker's
+    graceful_timeout), hands back what it fetched meanwhile and leaves the group. One after the
+    other, the first to leave would hand its partitions to those still running.
+    """
+    await asyncio.gather(*(subscriber.stop() for subscriber in broker.subscribers))

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -30,6 +32,25 @@ OUTBOX_BACKLOG = Gauge(
 )
 OUTBOX_PUBLISHED = Counter(
     "motcua_outbox_published_total", "Events the outbox relay has published to Kafka", ["service"]
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "motcua_outbox_oldest_age_seconds",
+    "Seconds since the oldest event not yet published was written to the outbox (0 when none)",
+    ["service"],
+)
+OUTBOX_PUBLISH_ERRORS = Counter(
+    "motcua_outbox_publish_errors",
+    "Failed attempts of the outbox relay (publish not acknowledged in time, Kafka or PostgreSQL "
+    "unreachable); each is retried with backoff",
+    ["service"],
+)
+
+# The batch to publish, in id order; the creation time of its first row only (the oldest event):
+# decoding a timestamp for every row made the read of a full batch half as slow again.
+_BATCH = (
+    "SELECT id, topic, key, value, "
+    "CASE WHEN id = (SELECT min(id) FROM outbox) THEN created_at END AS created_at "
+    "FROM outbox ORDER BY id LIMIT $1"
 )
 
 
@@ -84,8 +105,12 @@ class OutboxRelay:
         batch_size: int = 2000,
         poll_interval: float = 1.0,
         publish_timeout: float = 10.0,
+        publish_gate: asyncio.Event | None = None,
     ) -> None:
+        """`publish_gate`: publish only once it is set (the topics exist); the relay leads and
+        measures the outbox meanwhile, so a backlog building up still shows."""
         self._dsn = dsn
+        self._gate = publish_gate
         self._schema = schema
         self._bootstrap = bootstrap
         self._batch_size = batch_size
@@ -94,6 +119,18 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        # When the oldest unpublished event was written, on this process's clock; the age is
+        # computed at each scrape, so it keeps growing while the relay waits on a dead broker.
+        self._oldest: float | None = None
+        self._clock_offset = 0.0  # this process's clock minus the database's
+        OUTBOX_OLDEST_AGE.labels(schema).set_function(self._oldest_age)
+        # Exposed at 0 from the start, so that the first event or error is an increase.
+        OUTBOX_PUBLISHED.labels(schema)
+        OUTBOX_PUBLISH_ERRORS.labels(schema)
+
+    def _oldest_age(self) -> float:
+        oldest = self._oldest
+        return 0.0 if oldest is None else max(0.0, time.time() - oldest)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
@@ -119,6 +156,7 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                OUTBOX_PUBLISH_ERRORS.labels(self._schema).inc()
                 log.warning(
                     "outbox relay interrupted",
                     schema=self._schema,
@@ -137,6 +175,10 @@ class OutboxRelay:
             while not await conn.fetchval(
                 "SELECT pg_try_advisory_lock($1)", _leader_key(self._schema)
             ):
+                # Another replica leads and reports the outbox: a former leader's figures would
+                # go stale here (its age growing for ever) and win the max across pods.
+                self._oldest = None
+                OUTBOX_BACKLOG.labels(self._schema).set(0)
                 if self._stopping:
                     return
                 await asyncio.sleep(self._poll_interval)
@@ -151,6 +193,9 @@ class OutboxRelay:
                 # Measured before connecting too, so the gauge shows a backlog building while
                 # Kafka is down (each retry of the connection measures again).
                 await self._measure_backlog(conn)
+                await self._wait_for_gate(conn)
+                if self._stopping:
+                    return
                 await asyncio.wait_for(producer.start(), self._publish_timeout)
                 log.info("outbox relay leading", schema=self._schema)
                 while not self._stopping:
@@ -175,19 +220,36 @@ class OutboxRelay:
         await asyncio.gather(*futures)
 
     async def _measure_backlog(self, conn: asyncpg.Connection) -> None:
-        OUTBOX_BACKLOG.labels(self._schema).set(await conn.fetchval("SELECT count(*) FROM outbox"))
+        """Count the backlog and find its oldest event (one scan), and the database's clock."""
+        row = await conn.fetchrow(
+            "SELECT count(*) AS n, min(created_at) AS oldest, clock_timestamp() AS now FROM outbox"
+        )
+        assert row is not None
+        self._clock_offset = time.time() - row["now"].timestamp()
+        OUTBOX_BACKLOG.labels(self._schema).set(row["n"])
+        self._oldest = self._local(row["oldest"])
+
+    def _local(self, created_at: datetime | None) -> float | None:
+        return None if created_at is None else created_at.timestamp() + self._clock_offset
+
+    async def _wait_for_gate(self, conn: asyncpg.Connection) -> None:
+        # Publishing to a missing topic would have a permissive broker create it with its own
+        # defaults (replication 1): wait, and keep the backlog and its age current meanwhile.
+        while self._gate is not None and not self._gate.is_set() and not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._gate.wait(), self._poll_interval)
+            await self._measure_backlog(conn)
 
     def _on_notify(self, *_args: object) -> None:
         self._wakeup.set()
 
     async def _publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
-        rows = await conn.fetch(
-            "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT $1", self._batch_size
-        )
+        rows = await conn.fetch(_BATCH, self._batch_size)
         # A batch short of the limit is the whole backlog: counting is needed only past it (a
         # count per batch was a round trip and a scan at every wake-up).
         if len(rows) < self._batch_size:
             OUTBOX_BACKLOG.labels(self._schema).set(len(rows))
+            self._oldest = self._local(rows[0]["created_at"]) if rows else None
         else:
             await self._measure_backlog(conn)
         if not rows:
@@ -200,4 +262,6 @@ class OutboxRelay:
             "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
         )
         OUTBOX_PUBLISHED.labels(self._schema).inc(len(rows))
+        if len(rows) < self._batch_size:
+            self._oldest = None  # that was the whole backlog; newer events wake the relay
         return len(rows)

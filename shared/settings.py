@@ -41,6 +41,12 @@ class ServiceSettings(BaseSettings):
     # Kafka consumers per process, sharing the partitions: one applies a batch while another
     # waits on PostgreSQL (2 measured best on 2 cores; see docs/benchmarks.md).
     consumers: int = Field(default=2, ge=1, le=16)
+    # Development and tests create the contract's topics; in production the cluster owns them
+    # (Strimzi KafkaTopics, replication 3): false, and a missing topic makes the service unready.
+    kafka_create_topics: bool = True
+    # From SIGTERM to exit: HTTP in flight gets half of it, then the consumers, the outbox and
+    # the connections share what is left. Keep it below the pod's grace period minus preStop.
+    shutdown_timeout_s: float = Field(default=20.0, ge=1.0, le=300.0)
     id_hash_key: SecretStr = SecretStr(DEV_ID_HASH_KEY)
     # Comma-separated HS256 keys; the first signs development tokens, all verify (key rotation).
     token_keys: SecretStr = SecretStr(DEV_TOKEN_KEY)

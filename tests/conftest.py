@@ -67,6 +67,26 @@ def isolated(platform: Platform) -> Isolated:
     return make_isolated(platform)
 
 
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[motcua_local.Kafka]:
+    """A broker of this test's own: stopping it must not disturb the other tests."""
+    kafka = motcua_local.Kafka(
+        tmp_path / "kafka", motcua_local.free_port(), motcua_local.free_port()
+    )
+    kafka.start()
+    yield kafka
+    kafka.stop()
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[motcua_local.Postgres]:
+    """A database server of this test's own: stopping it must not disturb the other tests."""
+    postgres = motcua_local.Postgres(tmp_path / "pg", motcua_local.free_port())
+    postgres.start()
+    yield postgres
+    postgres.stop()
+
+
 class Services:
     """Service processes of one test, on its own database and topics; all stopped after it."""
 

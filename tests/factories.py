@@ -1,27 +1,33 @@
-"""Events as intake and officers would produce them, for tests that feed Kafka directly, and
-processing's counts to check them by."""
+"""Events as intake and officers would produce them, for tests that feed Kafka directly, what
+processing makes of them, and processing's counts to check them by."""
 
 from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from services.processing import domain
 from shared.calendar import WorkingCalendar
 from shared.contract import (
     ApplicantKind,
     Channel,
     DocumentComponent,
     DossierEvent,
+    DossierOverdue,
     DossierReceived,
     DossierResolved,
+    DossierStatusChanged,
     DossierWithdrawn,
     ProcessingStarted,
+    decode_status_event,
     dossier_key,
     encode,
+    encode_status_event,
     new_event_fields,
 )
 
@@ -36,6 +42,7 @@ def received(
     channel: Channel = Channel.ONLINE,
     dossier_id: uuid.UUID | None = None,
     digitized: bool = True,
+    cutoff: bool = False,
 ) -> DossierReceived:
     at = at or datetime.now(UTC)
     ident = dossier_id or uuid.uuid4()
@@ -48,11 +55,52 @@ def received(
             "applicant_kind": ApplicantKind.CITIZEN,
             "applicant_ref": "ab" * 32,
             "received_at": at,
-            "appointment_at": CAL.appointment(at, days, has_cutoff=False),
+            "appointment_at": CAL.appointment(at, days, has_cutoff=cutoff),
             "processing_days": days,
             "components": (DocumentComponent(code="a", digitized=digitized),),
         },
     )
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """The overdue watch noticing, at `occurred_at`, that the dossier passed its appointment."""
+
+    occurred_at: datetime
+
+
+def run(*events: DossierEvent, cal: WorkingCalendar = CAL) -> domain.Dossier:
+    """The dossier processing keeps once it has applied these events, in order."""
+    dossier = None
+    for event in events:
+        dossier = domain.apply(dossier, event, cal).dossier
+    assert dossier is not None
+    return dossier
+
+
+def status_events(events: list[DossierEvent | Overdue]) -> list[DossierStatusChanged | DossierOverdue]:
+    """What processing publishes: one status event per applied event, dated by the event, and
+    the overdue watch's notice (raises Rejected for a step the state machine refuses)."""
+    out: list[DossierStatusChanged | DossierOverdue] = []
+    dossier = None
+    for event in events:
+        if isinstance(event, Overdue):
+            if dossier is None:
+                raise domain.Rejected("not received")
+            change = domain.mark_overdue(dossier, event.occurred_at)
+        else:
+            change = domain.apply(dossier, event, CAL)
+        dossier = change.dossier
+        raw = encode_status_event(
+            "DossierOverdue" if isinstance(event, Overdue) else "DossierStatusChanged",
+            occurred_at=event.occurred_at,
+            dossier_id=dossier.id,
+            receiving_unit=dossier.receiving_unit,
+            competent_unit=dossier.competent_unit,
+            payload=domain.status_payload(change, event.occurred_at),
+        )
+        out.append(decode_status_event(raw))
+    return out
 
 
 def lifecycle(rng: random.Random, unit: str, start: datetime) -> list[DossierEvent]:

@@ -15,6 +15,7 @@ import httpx
 import motcua_local
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from shared.auth import mint
 from shared.kafka import partitions_of
@@ -124,8 +125,10 @@ async def eventually(
     raise AssertionError(f"timed out after {within}s waiting for {what}")
 
 
-async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
-    """Whether a consumer group has committed the end of every partition of the topic."""
+async def group_offsets(
+    bootstrap: str, group: str, topic: str
+) -> tuple[dict[TopicPartition, OffsetAndMetadata], dict[TopicPartition, int]]:
+    """A consumer group's committed offsets and the end offsets of every partition of the topic."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await admin.start()
@@ -133,14 +136,19 @@ async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
     try:
         partitions = await partitions_of(bootstrap, topic)
         committed = await admin.list_consumer_group_offsets(group)
-        ends = await consumer.end_offsets(partitions)
-        return bool(ends) and all(
-            end == 0 or (tp in committed and committed[tp].offset >= end)
-            for tp, end in ends.items()
-        )
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        return committed, ends
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether a consumer group has committed the end of every partition of the topic."""
+    committed, ends = await group_offsets(bootstrap, group, topic)
+    return bool(ends) and all(
+        end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items()
+    )
 
 
 async def dead_letters(

@@ -11,6 +11,8 @@ command -v mvn >/dev/null || need_apt+=(maven)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v wrk >/dev/null || need_apt+=(wrk)  # the intake benchmark's HTTP load generator
+command -v go >/dev/null || need_apt+=(golang-go)  # builds kubeconform for the manifests' tests
+command -v npm >/dev/null || need_apt+=(nodejs npm)  # the AsyncAPI parser of the contract's tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -34,4 +36,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 .venv/bin/python deploy/local/motcua_local.py fetch >/dev/null
+# Offline validators of the operations artefacts (cached under ~/.cache/motcua): kubeconform
+# (kustomize too where kubectl is missing) and the AsyncAPI parser.
+bash deploy/local/ops-tools.sh >/dev/null
+bash tests/ops/asyncapi_parser/install.sh >/dev/null
 echo "bootstrap: ready"

@@ -61,6 +61,13 @@ counted=$(curl -fs "http://127.0.0.1:$MOTCUA_METRICS_PORT/metrics" \
 [ -n "$counted" ] || { echo "demo: nothing counted; see $LOGS/"; exit 1; }
 printf '%s\n' "$counted" | sed -n 1,5p
 echo
+echo "demo: Prometheus scrapes one job per service:"
+curl -fs "$MOTCUA_PROMETHEUS_URL/api/v1/targets" | $PY -c '
+import json, sys
+for t in sorted(json.load(sys.stdin)["data"]["activeTargets"], key=lambda t: t["labels"]["job"]):
+    print("  %-18s %-36s %s" % (t["labels"]["job"], t["scrapeUrl"], t["health"]))
+' || echo "  (Prometheus did not answer at $MOTCUA_PROMETHEUS_URL)"
+echo
 table=$(.venv/bin/motcua report --url "http://127.0.0.1:$MOTCUA_METRICS_PORT" --scope province)
 printf '%s\n' "$table" | sed -n 1,16p
 echo "  ... ($(printf '%s\n' "$table" | wc -l) lines: motcua report --url http://127.0.0.1:$MOTCUA_METRICS_PORT)"
@@ -72,7 +79,14 @@ Where to look:
   metrics API docs  http://127.0.0.1:$MOTCUA_METRICS_PORT/docs
   metrics           http://127.0.0.1:$MOTCUA_METRICS_PORT/metrics
   Prometheus        $MOTCUA_PROMETHEUS_URL/graph?g0.expr=motcua_dossiers_received_total
+  scraped services  $MOTCUA_PROMETHEUS_URL/targets (jobs motcua-intake, motcua-processing, motcua-metrics)
+  HTTP per route    $MOTCUA_PROMETHEUS_URL/graph?g0.expr=sum+by+(job,handler)+(rate(motcua_http_requests_total[1m]))
+  rules and alerts  $MOTCUA_PROMETHEUS_URL/alerts (deploy/prometheus/rules.yml, as in Kubernetes)
   logs              $LOGS/
+Grafana dashboards: deploy/k8s/base/dashboards/leaders.json and operations.json. In any Grafana:
+  add a Prometheus data source with URL $MOTCUA_PROMETHEUS_URL, then Dashboards > New > Import,
+  upload each file and pick that data source. On Kubernetes the Grafana sidecar loads them
+  (docs/operations.md).
 A counter token:    .venv/bin/motcua token --unit T001 --role counter
 
 Press Ctrl-C to stop everything (or run \`make demo-stop\` from another shell).

@@ -17,8 +17,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -410,6 +411,19 @@ class Postgres:
 # --------------------------------------------------------------------------- Prometheus
 
 
+# One job per service, named as in Kubernetes (docs/metrics.md): job -> "host:port" targets. A
+# plain list of targets is the metrics service's replicas.
+Targets = Mapping[str, Sequence[str]] | Sequence[str]
+
+
+def scrape_jobs(targets: Targets) -> dict[str, list[str]]:
+    if isinstance(targets, Mapping):
+        return {job: list(addresses) for job, addresses in targets.items()}
+    if isinstance(targets, str):
+        raise TypeError("targets: a list of host:port, or a mapping of job to such a list")
+    return {"motcua-metrics": list(targets)}
+
+
 @dataclass
 class Prometheus:
     """A Prometheus server scraping the given targets every second."""
@@ -423,31 +437,45 @@ class Prometheus:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def write_config(self, targets: Sequence[str], rule_files: Sequence[Path] = ()) -> Path:
+    def write_config(
+        self, targets: Targets, rule_files: Sequence[Path] = (), evaluation_interval: str = "1s"
+    ) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "prometheus.yml"
         lines = [
             "global:",
             "  scrape_interval: 1s",
-            "  evaluation_interval: 1s",
+            f"  evaluation_interval: {evaluation_interval}",
         ]
         if rule_files:
             lines.append("rule_files:")
             lines += [f"  - {path}" for path in rule_files]
-        lines += [
-            "scrape_configs:",
-            "  - job_name: motcua-metrics",
-            "    static_configs:",
-            "      - targets: [" + ", ".join(f"'{t}'" for t in targets) + "]",
-            "",
-        ]
+        lines.append("scrape_configs:")
+        for job, addresses in scrape_jobs(targets).items():
+            lines += [
+                f"  - job_name: {job}",
+                "    static_configs:",
+                "      - targets: [" + ", ".join(f"'{t}'" for t in addresses) + "]",
+            ]
+        lines.append("")
         config.write_text("\n".join(lines))
         return config
 
-    def start(self, targets: Sequence[str], timeout: float = 30.0) -> None:
+    def start(
+        self,
+        targets: Targets,
+        timeout: float = 30.0,
+        rule_files: Sequence[Path] = (),
+        evaluation_interval: str = "1s",
+    ) -> None:
+        """Scrape `targets` (a mapping job -> targets, or the metrics service's replicas).
+
+        Already running (`make demo` twice): the new configuration is loaded in place.
+        """
         binary = _require("prometheus", "install Prometheus (apt-get install prometheus)")
-        config = self.write_config(targets)
+        config = self.write_config(targets, rule_files, evaluation_interval)
         if self.pid is not None and pid_alive(self.pid):
+            self.reload()
             return
         with (self.data_dir / "prometheus.log").open("ab") as out:
             proc = subprocess.Popen(
@@ -474,6 +502,16 @@ class Prometheus:
                 return
             time.sleep(0.2)
         raise PlatformError("Prometheus did not start in time")
+
+    def reload(self) -> None:
+        """Re-read the configuration file (the lifecycle API is enabled at start)."""
+        # Our own server on the loopback, over http: the scheme is not the caller's to choose.
+        request = urllib.request.Request(f"{self.url}/-/reload", method="POST")  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                response.read()
+        except OSError as exc:
+            raise PlatformError(f"Prometheus did not reload its configuration: {exc}") from exc
 
     def stop(self) -> None:
         if self.pid is not None:
@@ -550,7 +588,16 @@ def up() -> dict[str, int]:
     postgres.start()
     postgres.create_database("motcua")
     kafka.start()
-    prometheus.start([f"127.0.0.1:{state['metrics_port']}"])
+    prometheus.start(
+        {
+            f"motcua-{service}": [f"127.0.0.1:{state[f'{service}_port']}"]
+            for service in ("intake", "processing", "metrics")
+        },
+        # The recording rules and alerts of deploy/k8s, as in a cluster; evaluated every 5 s so
+        # that a demo left running does not recompute the 7-day windows every second.
+        rule_files=[REPO_ROOT / "deploy" / "prometheus" / "rules.yml"],
+        evaluation_interval="5s",
+    )
     state.update(
         kafka_pid=kafka.pid or 0, postgres_pid=postgres.pid or 0, prometheus_pid=prometheus.pid or 0
     )
@@ -568,6 +615,10 @@ def status() -> dict[str, str]:
         ("kafka", state["kafka_port"]),
         ("postgres", state["postgres_port"]),
         ("prometheus", state["prometheus_port"]),
+        # Started by `make demo`, scraped by the Prometheus above (jobs motcua-<service>).
+        ("intake", state["intake_port"]),
+        ("processing", state["processing_port"]),
+        ("metrics", state["metrics_port"]),
     ):
         alive = port_open(port)
         report[name] = f"{'up' if alive else 'down'} on 127.0.0.1:{port}"

@@ -33,7 +33,6 @@ from shared.contract import (
     PaymentReceived,
     RatingPayload,
     ReasonPayload,
-    RefusalPayload,
     ResultReturned,
     SupplementReceived,
     dossier_key,
@@ -336,6 +335,7 @@ async def submit_dossier(request: Request) -> Response:
                 applicant_ref=ref,
                 received_at=at,
                 appointment_at=appointment,
+                clock_started_at=domain.clock_start_for(intake.calendar, verdict.procedure, at),
             ),
         )
 
@@ -372,14 +372,8 @@ async def refuse_at_reception(request: Request) -> Response:
                     refusal.competent_unit or unit.code,
                     actor=caller.subject,
                 ),
-                payload=RefusalPayload(
-                    dossier_code=code,
-                    procedure_code=refusal.procedure_code,
-                    channel=refusal.channel,
-                    applicant_kind=refusal.applicant.kind,
-                    applicant_ref=ref,
-                    received_at=at,
-                    reason=refusal.reason,
+                payload=domain.refusal_payload(
+                    refusal, refusal.reason, code=code, applicant_ref=ref, received_at=at
                 ),
             )
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -11,14 +10,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import api
+from services.intake import api, channels
 from services.intake.config import IntakeSettings
 from services.intake.context import Intake
 from services.intake.handlers import StatusReadModel
 from services.intake.store import IntakeStore
 from services.intake.writer import ReceptionWriter
 from shared.calendar import WorkingCalendar
-from shared.consumer import subscribe_batches
+from shared.consumer import batch_consumers
 from shared.db import prepare
 from shared.http import (
     NO_OPENTELEMETRY,
@@ -27,10 +26,12 @@ from shared.http import (
     install_problem_handlers,
     metrics_router,
 )
-from shared.kafka import ensure_topics, make_broker, start_when_available, stop_consuming
+from shared.kafka import TopicCheck, make_broker, start_when_available
+from shared.lifecycle import Shutdown, cancel, stop_pipeline
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 from shared.reference import ReferenceData, load_reference, reload_on_sighup
+from shared.telemetry import instrument
 
 SCHEMA = "intake"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -40,7 +41,13 @@ log = get_logger(__name__)
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     configure_logging("intake", settings.log_level)
-    broker = make_broker(settings.kafka_bootstrap, "motcua-intake")
+    broker = make_broker(
+        settings.kafka_bootstrap, "motcua-intake", graceful_timeout=settings.shutdown_timeout_s / 2
+    )
+    shutdown = Shutdown(settings.shutdown_timeout_s)
+    topic_check = TopicCheck(
+        settings.kafka_bootstrap, settings.topics, create=settings.kafka_create_topics
+    )
     year = datetime.now(UTC).year
     calendar = WorkingCalendar.vietnam(range(year - 5, year + 3), settings.calendar_override)
 
@@ -60,29 +67,38 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         )
         writer.start()
         app.state.intake = intake
-        subscribe_batches(
-            broker, settings.topics.status_events, settings.consumer_group, StatusReadModel(store)
+        # What intake reads and writes on Kafka, declared where the AsyncAPI document sees it.
+        channels.declare_channels(
+            broker,
+            settings.topics,
+            settings.consumer_group,
+            StatusReadModel(store, settings.consumer_group),
         )
+        consumers = batch_consumers(broker, settings.consumer_group)
 
         def install(reference: ReferenceData) -> None:
             intake.reference = reference
 
         reload_on_sighup(settings.reference_dir, install)
 
-        async def connect() -> None:
-            with contextlib.suppress(Exception):
-                await ensure_topics(settings.kafka_bootstrap, settings.topics)
-            await start_when_available(broker, "intake")
-
-        # Intake accepts dossiers while Kafka is down: nothing here waits for Kafka; the relay
-        # publishes the outbox once the broker is connected.
-        connecting = asyncio.create_task(connect())
+        topics_exist = asyncio.Event()
         relay = OutboxRelay(
             settings.database_url,
             SCHEMA,
             settings.kafka_bootstrap,
             batch_size=settings.relay_batch_size,
+            publish_gate=None if settings.kafka_create_topics else topics_exist,
         )
+
+        async def connect() -> None:
+            await topic_check.wait()
+            topics_exist.set()
+            await start_when_available(broker, "intake")
+            consumers.watch_lag()
+
+        # Intake accepts dossiers while Kafka is down (or its topics missing): nothing here waits
+        # for Kafka; the relay measures the outbox at once and publishes it once it can.
+        connecting = asyncio.create_task(connect())
         relay.start()
         log.info(
             "intake ready",
@@ -93,14 +109,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await connecting
-            await writer.stop()
-            await stop_consuming(broker)
-            await relay.stop()
-            await broker.stop()
-            await pool.close()
+            # uvicorn answered the requests in flight; what they wrote leaves with the outbox.
+            shutdown.begin()
+            await cancel(connecting)
+            await shutdown.step("reception writer", writer.stop())
+            await stop_pipeline(shutdown, broker, consumers, pool, relay)
 
     app = FastAPI(
         title="motcua intake",
@@ -111,6 +124,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         "appointments, record what happens at the counter.",
     )
     install_problem_handlers(app)
+    app.state.shutdown = shutdown  # services/cli.py begins it at SIGTERM
 
     async def db_ok() -> bool:
         intake: Intake = app.state.intake
@@ -122,10 +136,21 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     # First: the counters' routes are matched before the probes, and the direct path of the
     # reception routes sits inside BodyLimits (middleware added later wraps it).
     api.install(app)
-    # Kafka is reported but does not gate readiness: intake must keep accepting while it is down.
+    # Kafka (and its topics) are reported but do not gate readiness: intake must keep accepting
+    # while it is down; a shutdown does.
     app.include_router(
-        health_router({"database": db_ok, "kafka": kafka_ok}, informational=frozenset({"kafka"}))
+        health_router(
+            {
+                "database": db_ok,
+                "kafka": kafka_ok,
+                "topics": topic_check.ready,
+                "accepting": shutdown.accepting,
+            },
+            informational=frozenset({"kafka", "topics"}),
+        )
     )
     app.include_router(metrics_router())
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes)
+    # Last, so outermost: the fast reception routes and BodyLimits' refusals are measured too.
+    instrument(app, "intake")
     return app

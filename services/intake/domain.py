@@ -14,6 +14,7 @@ from shared.contract import (
     Channel,
     DocumentComponent,
     DossierStatus,
+    RefusalPayload,
 )
 from shared.ids import personal_id_problem, tax_code_problem
 from shared.reference import Procedure, ReferenceData, Unit
@@ -122,8 +123,10 @@ def received_payload(
     applicant_ref: str,
     received_at: datetime,
     appointment_at: datetime,
+    clock_started_at: datetime,
 ) -> dict[str, object]:
     """The DossierReceived payload (`shared.contract.encode_dossier_received` writes it)."""
+    whole_days, exact_days = processing_time(admission.procedure)
     return {
         "dossier_code": code,
         "procedure_code": admission.procedure.code,
@@ -132,10 +135,20 @@ def received_payload(
         "applicant_ref": applicant_ref,
         "received_at": received_at,
         "appointment_at": appointment_at,
-        "processing_days": admission.procedure.processing_days,
+        "clock_started_at": clock_started_at,
+        "processing_days": whole_days,
+        "processing_days_decimal": exact_days,
         "components": [c.model_dump() for c in submission.components],
         "result_is_paper": admission.procedure.result_is_paper,
     }
+
+
+def processing_time(procedure: Procedure) -> tuple[int, float | None]:
+    """The procedure's time as DossierReceived carries it: `processing_days` whole (rounded up
+    for consumers that predate part-day procedures), and `processing_days_decimal`, the exact
+    time when it is not whole (None otherwise)."""
+    days = procedure.processing_days
+    return procedure.whole_processing_days, None if days == int(days) else days
 
 
 def dossier_code_prefix(unit_code: str, day: date) -> str:
@@ -153,9 +166,19 @@ def reception_day(received_at: datetime) -> date:
     return received_at.astimezone(LOCAL_TZ).date()
 
 
+def clock_start_for(
+    calendar: WorkingCalendar, procedure: Procedure, received_at: datetime
+) -> datetime:
+    """When the working clock starts (the procedure's cut-off applied): intake, which has the
+    procedure, says it in DossierReceived, so processing never has to share its calendar to
+    recover it."""
+    return calendar.start_of_clock(received_at, has_cutoff=procedure.cutoff_next_day)
+
+
 def appointment_for(
     calendar: WorkingCalendar, procedure: Procedure, received_at: datetime
 ) -> datetime:
+    """The start of the working clock plus the procedure's time, whole days or part of one."""
     return calendar.appointment(
         received_at, procedure.processing_days, has_cutoff=procedure.cutoff_next_day
     )
@@ -180,12 +203,30 @@ class RatingIn(_In):
     criteria: list[str] = Field(default_factory=list, max_length=20)
 
 
-def check_refusal(refusal: RefusalIn, reference: ReferenceData, today: date) -> list[FieldError]:
-    """A refusal still names a real procedure and a plausible applicant: it is a record too."""
+def check_refusal(refusal: SubmissionIn, reference: ReferenceData, today: date) -> list[FieldError]:
+    """A refusal still names a real procedure, a plausible applicant and, when it names the
+    competent authority, a unit of the reference data: it is a record too."""
     errors = _applicant_errors(refusal.applicant, today)
+    if refusal.competent_unit is not None and refusal.competent_unit not in reference.units:
+        errors.append(FieldError("competent_unit", "unknown administrative unit"))
     if refusal.procedure_code not in reference.procedures:
         errors.append(FieldError("procedure_code", "not in the procedure catalog"))
     return errors
+
+
+def refusal_payload(
+    refusal: SubmissionIn, reason: str, *, code: str, applicant_ref: str, received_at: datetime
+) -> RefusalPayload:
+    """The DossierRefusedAtReception payload (mẫu 03): the counter's or a historical import's."""
+    return RefusalPayload(
+        dossier_code=code,
+        procedure_code=refusal.procedure_code,
+        channel=refusal.channel,
+        applicant_kind=refusal.applicant.kind,
+        applicant_ref=applicant_ref,
+        received_at=received_at,
+        reason=reason,
+    )
 
 
 S = DossierStatus

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from services.intake.store import IntakeStore
 from shared.consumer import Record, retry_transient
+from shared.consumer_metrics import record_applied
 from shared.contract import DossierStatusChanged, decode_status_event
 from shared.logging import get_logger
 
@@ -23,8 +24,9 @@ class StatusReadModel:
     counters' view never blocks on them.
     """
 
-    def __init__(self, store: IntakeStore) -> None:
+    def __init__(self, store: IntakeStore, consumer: str = "motcua-intake") -> None:
         self.store = store
+        self.consumer = consumer  # the consumer group, for the consumer metrics
 
     async def __call__(self, records: Sequence[Record]) -> None:
         updates: list[tuple[UUID, int, datetime, str]] = []
@@ -45,7 +47,8 @@ class StatusReadModel:
                         event.competent_unit,
                     )
                 )
-        if updates:
-            await retry_transient(
-                lambda: self.store.apply_statuses(updates), what="fold status events"
-            )
+        if not updates:
+            return
+        await retry_transient(lambda: self.store.apply_statuses(updates), what="fold status events")
+        # Setting a status again changes nothing, so every update counts as applied.
+        record_applied(self.consumer, len(updates), max(u[2] for u in updates))

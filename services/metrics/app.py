@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -11,19 +10,21 @@ from datetime import datetime
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from services.metrics import api
+from services.metrics import api, channels
 from services.metrics.config import MetricsSettings
 from services.metrics.context import Metrics
-from services.metrics.exposition import AggregateCollector, IndexExposition
+from services.metrics.exposition import AggregateCollector, IndexExposition, UnitInfo
 from services.metrics.handlers import StatusEventHandler
 from services.metrics.index import IndexConfig, league, parse_period
 from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
-from shared.consumer import TRANSIENT_DB_ERRORS, subscribe_batches
+from shared.consumer import TRANSIENT_DB_ERRORS, batch_consumers, start_consuming
 from shared.db import prepare
 from shared.http import NO_OPENTELEMETRY, health_router, install_problem_handlers, metrics_router
-from shared.kafka import ensure_topics, make_broker
+from shared.kafka import TopicCheck, make_broker
+from shared.lifecycle import Shutdown, cancel, stop_pipeline
 from shared.logging import configure_logging, get_logger
 from shared.reference import load_reference
+from shared.telemetry import instrument
 
 log = get_logger(__name__)
 
@@ -56,7 +57,14 @@ async def _index_loop(metrics: Metrics, exposition: IndexExposition, every: floa
 def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     settings = settings or MetricsSettings()
     configure_logging("metrics", settings.log_level)
-    broker = make_broker(settings.kafka_bootstrap, "motcua-metrics")
+    broker = make_broker(
+        settings.kafka_bootstrap, "motcua-metrics", graceful_timeout=settings.shutdown_timeout_s / 2
+    )
+    shutdown = Shutdown(settings.shutdown_timeout_s)
+    topic_check = TopicCheck(
+        settings.kafka_bootstrap, settings.topics, create=settings.kafka_create_topics
+    )
+    consuming = asyncio.Event()
     collector = AggregateCollector()
     index_exposition = IndexExposition()
     # The aggregates in a registry of their own, so they render first and apart from the
@@ -64,6 +72,8 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     registry = CollectorRegistry()
     registry.register(collector)
     reference = load_reference(settings.reference_dir)
+    # Loaded once: this service does not reload its reference data.
+    unit_info = UnitInfo(reference)
     index_config = IndexConfig.load(settings.index_config)
 
     @asynccontextmanager
@@ -74,28 +84,38 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         app.state.metrics = metrics
         collector.snapshot = await store.counters()
         handler = StatusEventHandler(store, broker, settings.topics, settings.consumer_group)
-        subscribe_batches(
+        # What metrics reads and writes on Kafka, declared where the AsyncAPI document sees it.
+        channels.declare_channels(
             broker,
-            settings.topics.status_events,
+            settings.topics,
             settings.consumer_group,
             handler,
             max_records=settings.max_batch,
             consumers=settings.consumers,
         )
-        await ensure_topics(settings.kafka_bootstrap, settings.topics)
-        await broker.start()
+        consumers = batch_consumers(broker, settings.consumer_group)
+
+        async def connect() -> None:
+            # In the background, so /readyz can say what is missing (Kafka, a topic) meanwhile.
+            await start_consuming(broker, topic_check, consumers, "metrics")
+            consuming.set()
+            log.info(
+                "metrics consuming",
+                group=settings.consumer_group,
+                started=datetime.now().isoformat(),
+            )
+
+        connecting = asyncio.create_task(connect())
         refreshing = asyncio.create_task(
             _index_loop(metrics, index_exposition, settings.index_refresh_s)
         )
-        log.info("metrics ready", group=settings.consumer_group, started=datetime.now().isoformat())
         try:
             yield
         finally:
-            refreshing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refreshing
-            await broker.stop()
-            await pool.close()
+            shutdown.begin()
+            await cancel(connecting)
+            await cancel(refreshing)
+            await stop_pipeline(shutdown, broker, consumers, pool)
 
     app = FastAPI(
         title="motcua metrics",
@@ -105,15 +125,26 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         description="Exact aggregates for Prometheus at /metrics and the service-quality index.",
     )
     install_problem_handlers(app)
+    app.state.shutdown = shutdown  # services/cli.py begins it at SIGTERM
 
     async def db_ok() -> bool:
         metrics: Metrics = app.state.metrics
         return await metrics.store.ping()
 
     async def kafka_ok() -> bool:
-        return await broker.ping(timeout=2.0)
+        # Connected, with the consumers started.
+        return consuming.is_set() and await broker.ping(timeout=2.0)
 
-    app.include_router(health_router({"database": db_ok, "kafka": kafka_ok}))
+    app.include_router(
+        health_router(
+            {
+                "database": db_ok,
+                "kafka": kafka_ok,
+                "topics": topic_check.ready,
+                "accepting": shutdown.accepting,
+            }
+        )
+    )
     app.include_router(api.router)
 
     async def fresh_totals() -> None:
@@ -124,7 +155,11 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
 
     app.include_router(
         metrics_router(
-            registry, REGISTRY, before=fresh_totals, rendered=lambda: index_exposition.text
+            registry,
+            REGISTRY,
+            before=fresh_totals,
+            rendered=lambda: unit_info.text + index_exposition.text,
         )
     )
+    instrument(app, "metrics")
     return app

@@ -203,14 +203,65 @@ def fold(
     old: DossierFacts | None,
     events: list[DossierStatusChanged | DossierOverdue],
     into: dict[CounterKey, int] | None = None,
+    versions: list[DossierFacts] | None = None,
 ) -> tuple[DossierFacts, dict[CounterKey, int]]:
     """Apply one dossier's events in order; the facts after them and the summed deltas
-    (added into `into` when given, so a batch keeps one running total)."""
+    (added into `into` when given, so a batch keeps one running total). With `versions`, the
+    new versions of the facts the index judges are appended to it (see `new_versions`)."""
     total: dict[CounterKey, int] = {} if into is None else into
     facts = old
     for event in events:
         new = facts_after(facts, event)
         accumulate(facts, new, total)
+        if versions is not None:
+            _add_version(facts, new, versions)
         facts = new
     assert facts is not None
     return facts, total
+
+
+# --------------------------------------------------------------------------- facts as of an instant
+#
+# The index judges a period on each dossier's facts as they stood at the period's end (invariant
+# 9), so metrics keeps every version of the facts the index reads, each valid from the event time
+# that made it (`last_event_at`) until the next version's. Only a change of these fields makes a
+# version; a dossier refused at reception is in no index population and has none.
+
+
+def judged(f: DossierFacts) -> tuple[object, ...]:
+    """What the index reads of a dossier's facts (its populations and successes)."""
+    return (
+        f.competent_unit,
+        f.appointment_at,
+        f.ended_at,
+        f.timeliness,
+        f.supplement_requests,
+        f.supplement_requested_at,
+        f.approved,
+        f.result_electronic,
+        f.digitized,
+        f.satisfied,
+        f.rated_at,
+    )
+
+
+def _add_version(old: DossierFacts | None, new: DossierFacts, out: list[DossierFacts]) -> None:
+    if not new.counts_as_received:
+        return
+    if old is not None and judged(old) == judged(new):
+        return
+    # Versions from the same instant collapse into the last: whatever the batches, the same
+    # events leave the same versions.
+    if out and out[-1].last_event_at == new.last_event_at:
+        out[-1] = new
+    else:
+        out.append(new)
+
+
+def new_versions(
+    old: DossierFacts | None, events: list[DossierStatusChanged | DossierOverdue]
+) -> list[DossierFacts]:
+    """The versions of the judged facts these events add after `old` (pure; for tests)."""
+    out: list[DossierFacts] = []
+    fold(old, events, versions=out)
+    return out

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from services.metrics import domain as d
 from services.metrics.domain import CounterKey
+from shared.reference import ReferenceData
 
 # name in the store -> (metric name, help, label name or None)
 _COUNTERS: dict[str, tuple[str, str, str | None]] = {
@@ -94,7 +95,7 @@ class AggregateCollector(Collector):
                 sums[key.unit] = value
         histogram = HistogramMetricFamily(
             "motcua_dossier_resolution_working_days",
-            "Working days from reception to the end of processing, pauses excluded",
+            "Working days from the working clock's start to the end of processing, pauses excluded",
             labels=["unit"],
         )
         bounds = [f"{le:g}" for le in d.RESOLUTION_BUCKETS] + ["+Inf"]
@@ -129,6 +130,41 @@ class IndexExposition:
             index.add_metric([scope, code, group], score)
         registry = CollectorRegistry()
         registry.register(_Fixed(index))
+        self.text = generate_latest(registry)
+
+
+class UnitInfo:
+    """`motcua_unit_info`: one series of value 1 per unit of the reference data, so that panels
+    group the counters (labelled by unit code only) by province and show names through a join.
+
+    Rendered once per version of the reference data: 441 series of five labels would otherwise
+    be rendered at every scrape.
+    """
+
+    def __init__(self, reference: ReferenceData) -> None:
+        self.text = b""
+        self.update(reference)
+
+    def update(self, reference: ReferenceData) -> None:
+        info = GaugeMetricFamily(
+            "motcua_unit_info",
+            "Always 1: an administrative unit of the reference data, its name, province and level",
+            labels=["unit", "name", "province", "province_name", "level"],
+        )
+        for code, unit in sorted(reference.units.items()):
+            province = reference.provinces.get(unit.province)
+            info.add_metric(
+                [
+                    code,
+                    unit.name,
+                    unit.province,
+                    "" if province is None else province.name,
+                    unit.level,
+                ],
+                1,
+            )
+        registry = CollectorRegistry()
+        registry.register(_Fixed(info))
         self.text = generate_latest(registry)
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
@@ -49,7 +50,7 @@ _COLUMNS = ", ".join(_FIELDS)
 
 
 def _facts(row: asyncpg.Record) -> DossierFacts:
-    values = dict(row)
+    values = {name: row[name] for name in _FIELDS}
     values["channel"] = Channel(values["channel"])
     values["status"] = DossierStatus(values["status"])
     values["timeliness"] = (
@@ -103,6 +104,80 @@ async def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
     await conn.execute(_UPSERT, orjson.dumps(rows).decode())
 
 
+_VERSION_COLUMNS = (
+    "id, valid_from, valid_to, receiving_unit, competent_unit, receiving_province, "
+    "competent_province, channel, received_at, appointment_at, ended_at, timeliness, "
+    "supplement_requests, supplement_requested_at, components_reused, approved, "
+    "result_electronic, digitized, satisfied, rated_at"
+)
+
+
+def _version_rows(
+    versions: list[DossierFacts], province_of: Callable[[str], str | None]
+) -> list[dict[str, Any]]:
+    """One dossier's new versions, each valid until the next one's event time."""
+    rows = []
+    for n, f in enumerate(versions):
+        row = _row(f, province_of)
+        row["valid_from"] = f.last_event_at
+        row["valid_to"] = versions[n + 1].last_event_at if n + 1 < len(versions) else None
+        rows.append(row)
+    return rows
+
+
+# Each dossier's latest facts, locked for the batch, and whether its current version still says
+# what they say. During a rolling upgrade, pods from before migration 004 keep updating
+# `dossiers` without writing versions; the new code folds from the `dossiers` row, so such a
+# change would never get a version (a dossier resolved by an old pod would stay open in
+# fact_versions forever): the row then first gets a catch-up version of its own.
+_JUDGED_COLUMNS = _VERSION_COLUMNS.split(", ")[3:]
+_KNOWN = (
+    "SELECT " + ", ".join(f"d.{c}" for c in _FIELDS) + ", "
+    f"d.status <> {int(DossierStatus.REFUSED_AT_RECEPTION)} AND v.id IS NULL AS unversioned, "
+    "v.id IS NOT NULL AND "
+    f"({', '.join(f'd.{c}' for c in _JUDGED_COLUMNS)}) IS DISTINCT FROM "
+    f"({', '.join(f'v.{c}' for c in _JUDGED_COLUMNS)}) AS stale "
+    "FROM dossiers d LEFT JOIN fact_versions v ON v.id = d.id AND v.valid_to IS NULL "
+    "WHERE d.id = ANY($1::uuid[]) ORDER BY d.id FOR UPDATE OF d"
+)
+
+
+async def _add_versions(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Close each dossier's current version where its first new one begins (or replace it when
+    both begin at the same instant), then insert the new ones: three statements a batch."""
+    firsts: dict[str, datetime] = {}
+    for row in rows:
+        firsts.setdefault(row["id"], row["valid_from"])
+    ids, starts = list(firsts), list(firsts.values())
+    await conn.execute(
+        "DELETE FROM fact_versions v USING unnest($1::uuid[], $2::timestamptz[]) AS n(id, f) "
+        "WHERE v.id = n.id AND v.valid_to IS NULL AND v.valid_from = n.f",
+        ids,
+        starts,
+    )
+    await conn.execute(
+        "UPDATE fact_versions v SET valid_to = n.f "
+        "FROM unnest($1::uuid[], $2::timestamptz[]) AS n(id, f) "
+        "WHERE v.id = n.id AND v.valid_to IS NULL",
+        ids,
+        starts,
+    )
+    await conn.execute(
+        f"INSERT INTO fact_versions ({_VERSION_COLUMNS}) SELECT {_VERSION_COLUMNS} "
+        "FROM json_populate_recordset(NULL::fact_versions, $1::json)",
+        orjson.dumps(rows).decode(),
+    )
+
+
+# Until when a version can count in any period: while it is in force (until `valid_to`), and
+# while its dossier's processing runs (until `ended_at`) or, ended, up to its rating. The
+# expression of the `fact_versions_matters` index, written the same way for the planner to use it.
+_MATTERS_UNTIL = (
+    "least(coalesce(valid_to, 'infinity'::timestamptz), "
+    "greatest(coalesce(ended_at, 'infinity'::timestamptz), rated_at))"
+)
+
+
 class MetricsStore:
     def __init__(self, pool: asyncpg.Pool, province_of: Callable[[str], str | None]) -> None:
         self.pool = pool
@@ -136,20 +211,27 @@ class MetricsStore:
                         by_dossier.setdefault(event.dossier_id, []).append(event)
             if not by_dossier:
                 return 0
-            known = {
-                r["id"]: _facts(r)
-                for r in await conn.fetch(
-                    f"SELECT {_COLUMNS} FROM dossiers WHERE id = ANY($1::uuid[]) "
-                    "ORDER BY id FOR UPDATE",
-                    list(by_dossier),
-                )
-            }
+            known: dict[UUID, DossierFacts] = {}
+            catch_up: dict[UUID, DossierFacts] = {}
+            for r in await conn.fetch(_KNOWN, list(by_dossier)):
+                facts = known[r["id"]] = _facts(r)
+                if r["unversioned"]:
+                    # Received by a pod without versions: its history is unknown, so one
+                    # version since its reception (as migration 004 gave every dossier).
+                    catch_up[r["id"]] = replace(facts, last_event_at=facts.received_at)
+                elif r["stale"]:
+                    # Changed by a pod without versions: the change is dated by its last event.
+                    catch_up[r["id"]] = facts
             total: dict[CounterKey, int] = {}
-            rows = []
+            rows, version_rows = [], []
             for dossier_id, dossier_events in by_dossier.items():
-                facts, _ = fold(known.get(dossier_id), dossier_events, into=total)
+                versions = [catch_up[dossier_id]] if dossier_id in catch_up else []
+                facts, _ = fold(known.get(dossier_id), dossier_events, total, versions)
                 rows.append(_row(facts, self.province_of))
+                version_rows += _version_rows(versions, self.province_of)
             await _upsert(conn, rows)
+            if version_rows:
+                await _add_versions(conn, version_rows)
             # Zero sums are written too: a gauge that went up and down inside one batch still
             # gets its series, as it would have across two batches.
             changed = sorted(total.items())
@@ -172,7 +254,7 @@ class MetricsStore:
 
     async def reset(self) -> None:
         """Forget everything (before a rebuild from the log)."""
-        await self.pool.execute("TRUNCATE dossiers, counters, processed_events")
+        await self.pool.execute("TRUNCATE dossiers, fact_versions, counters, processed_events")
 
     async def latest_event_at(self) -> datetime | None:
         value: datetime | None = await self.pool.fetchval("SELECT max(last_event_at) FROM dossiers")
@@ -181,10 +263,22 @@ class MetricsStore:
     async def populations(
         self, scope: Literal["unit", "province"], start: datetime, end: datetime, at: datetime
     ) -> dict[str, Population]:
-        """The index populations of every unit or province for [start, end), judged at `at`."""
+        """The index populations of every unit or province for [start, end), judged at `at`: each
+        dossier as its facts stood then (the period's end for a closed period, the latest event
+        for a running one), so events dated after a closed period never change it."""
         competent = "competent_unit" if scope == "unit" else "competent_province"
         receiving = "receiving_unit" if scope == "unit" else "receiving_province"
-        in_period = "received_at < $2 AND (ended_at IS NULL OR ended_at >= $1) AND status <> 3"
+        # The version in force at `at`: every event dated before the period's end counts, and
+        # while the period runs, every event up to the latest (dated `at`) too.
+        cutoff = end if at >= end else at + timedelta(microseconds=1)
+        as_of = "valid_from < $4 AND (valid_to IS NULL OR valid_to >= $4)"
+        in_period = "received_at < $2 AND (ended_at IS NULL OR ended_at >= $1)"
+        # Only a version in force at the judging instant, of a dossier not ended before the
+        # period or rated in it, counts anywhere below: the indexed bound lets PostgreSQL skip
+        # the history before the period (migration 004's `fact_versions_matters`), whatever its
+        # length. (The earlier of the start and the judging instant: exact for a period not yet
+        # begun at the latest event too.)
+        matters = f"{_MATTERS_UNTIL} >= $5"
         processed = await self.pool.fetch(
             f"SELECT {competent} AS code, "
             f"count(*) FILTER (WHERE {in_period}) AS in_period, "
@@ -203,16 +297,24 @@ class MetricsStore:
             "  AND digitized) AS resolved_digitized, "
             "count(*) FILTER (WHERE rated_at >= $1 AND rated_at < $2 AND NOT satisfied) "
             "  AS unsatisfied "
-            f"FROM dossiers WHERE {competent} IS NOT NULL GROUP BY 1",
+            f"FROM fact_versions WHERE {matters} AND received_at < $2 AND {as_of} "
+            f"AND {competent} IS NOT NULL GROUP BY 1",
             start,
             end,
             at,
+            cutoff,
+            min(start, cutoff),
         )
+        # What reception-side indicators read never changes after the reception (channel,
+        # receiving unit, reused components), and a dossier received in the period exists at its
+        # end (or, while it runs, by the latest event): the latest facts say it, by the
+        # `dossiers_received` index. Refused at reception: in no population.
         received = await self.pool.fetch(
             f"SELECT {receiving} AS code, count(*) AS received, "
             "count(*) FILTER (WHERE channel = 'online') AS received_online, "
             "count(*) FILTER (WHERE components_reused > 0) AS received_reused "
-            "FROM dossiers WHERE received_at >= $1 AND received_at < $2 AND status <> 3 "
+            "FROM dossiers WHERE received_at >= $1 AND received_at < $2 "
+            f"AND status <> {int(DossierStatus.REFUSED_AT_RECEPTION)} "
             f"AND {receiving} IS NOT NULL GROUP BY 1",
             start,
             end,

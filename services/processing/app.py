@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -9,14 +10,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.processing import api
+from services.processing import api, channels
 from services.processing.config import ProcessingSettings
 from services.processing.context import Processing
 from services.processing.handlers import DossierEventHandler
 from services.processing.store import ProcessingStore
 from services.processing.watch import OverdueWatch
 from shared.calendar import WorkingCalendar
-from shared.consumer import subscribe_batches
+from shared.consumer import batch_consumers, start_consuming
 from shared.db import prepare
 from shared.http import (
     NO_OPENTELEMETRY,
@@ -25,10 +26,12 @@ from shared.http import (
     install_problem_handlers,
     metrics_router,
 )
-from shared.kafka import ensure_topics, make_broker, stop_consuming
+from shared.kafka import TopicCheck, make_broker
+from shared.lifecycle import Shutdown, cancel, stop_pipeline
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 from shared.reference import ReferenceData, load_reference, reload_on_sighup
+from shared.telemetry import instrument
 
 SCHEMA = "processing"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -38,7 +41,16 @@ log = get_logger(__name__)
 def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
     settings = settings or ProcessingSettings()
     configure_logging("processing", settings.log_level)
-    broker = make_broker(settings.kafka_bootstrap, "motcua-processing")
+    broker = make_broker(
+        settings.kafka_bootstrap,
+        "motcua-processing",
+        graceful_timeout=settings.shutdown_timeout_s / 2,
+    )
+    shutdown = Shutdown(settings.shutdown_timeout_s)
+    topic_check = TopicCheck(
+        settings.kafka_bootstrap, settings.topics, create=settings.kafka_create_topics
+    )
+    consuming = asyncio.Event()
     year = datetime.now(UTC).year
     calendar = WorkingCalendar.vietnam(range(year - 5, year + 3), settings.calendar_override)
 
@@ -65,29 +77,44 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         handler = DossierEventHandler(
             store, broker, settings.topics, calendar, settings.consumer_group
         )
-        subscribe_batches(
+        # What processing reads and writes on Kafka, declared where the AsyncAPI document sees it.
+        channels.declare_channels(
             broker,
-            settings.topics.dossier_events,
+            settings.topics,
             settings.consumer_group,
             handler,
             max_records=settings.max_batch,
             consumers=settings.consumers,
         )
-        relay = OutboxRelay(settings.database_url, SCHEMA, settings.kafka_bootstrap)
-        await ensure_topics(settings.kafka_bootstrap, settings.topics)
-        await broker.start()
+        consumers = batch_consumers(broker, settings.consumer_group)
+        consuming_started = asyncio.Event()
+        # Measures the outbox from the start (a backlog left by a previous run shows while Kafka
+        # is away); publishes once the consumers, hence the topics, are there.
+        relay = OutboxRelay(
+            settings.database_url,
+            SCHEMA,
+            settings.kafka_bootstrap,
+            publish_gate=consuming_started,
+        )
+
+        async def connect() -> None:
+            # In the background, so /readyz can say what is missing (Kafka, a topic) meanwhile.
+            await start_consuming(broker, topic_check, consumers, "processing")
+            consuming_started.set()
+            watch.start()
+            consuming.set()
+            log.info("processing consuming", group=settings.consumer_group)
+
+        connecting = asyncio.create_task(connect())
         relay.start()
-        watch.start()
-        log.info("processing ready", group=settings.consumer_group)
         try:
             yield
         finally:
-            await watch.stop()
-            # Stop taking events, let the relay finish its batch, then close the producer.
-            await stop_consuming(broker)
-            await relay.stop()
-            await broker.stop()
-            await pool.close()
+            # Stop taking events, let the relay publish what was committed, then close.
+            shutdown.begin()
+            await cancel(connecting)
+            await shutdown.step("overdue watch", watch.stop())
+            await stop_pipeline(shutdown, broker, consumers, pool, relay)
 
     app = FastAPI(
         title="motcua processing",
@@ -97,16 +124,28 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         description="The officers' API: resolve dossiers, follow deadlines.",
     )
     install_problem_handlers(app)
+    app.state.shutdown = shutdown  # services/cli.py begins it at SIGTERM
 
     async def db_ok() -> bool:
         processing: Processing = app.state.processing
         return await processing.store.ping()
 
     async def kafka_ok() -> bool:
-        return await broker.ping(timeout=2.0)
+        # Connected, with the consumers started.
+        return consuming.is_set() and await broker.ping(timeout=2.0)
 
-    app.include_router(health_router({"database": db_ok, "kafka": kafka_ok}))
+    app.include_router(
+        health_router(
+            {
+                "database": db_ok,
+                "kafka": kafka_ok,
+                "topics": topic_check.ready,
+                "accepting": shutdown.accepting,
+            }
+        )
+    )
     app.include_router(api.router)
     app.include_router(metrics_router())
     app.add_middleware(BodyLimits, max_bytes=64 * 1024)
+    instrument(app, "processing")  # last, so outermost: BodyLimits' refusals are measured too
     return app

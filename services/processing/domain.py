@@ -59,6 +59,10 @@ class Dossier:
     status: DossierStatus
     received_at: datetime
     appointment_at: datetime
+    # When the working clock started (DOMAIN.md): the reception, or 08:00 of the next working day
+    # for a reception on a non-working day or after the cut-off. None in states saved before it
+    # was kept (see `clock_start`).
+    clock_started_at: datetime | None = None
     paused: timedelta = timedelta(0)
     supplement_requests: int = 0
     supplement_requested_at: datetime | None = None
@@ -136,8 +140,31 @@ class Change:
     note: str
 
 
-def receive(event: DossierReceived) -> Dossier:
+def clock_start(dossier: Dossier, calendar: WorkingCalendar) -> datetime:
+    """When the dossier's working clock started; for a state saved before it was kept, the
+    reception moved to the next working day's 08:00 if it fell on a non-working day.
+
+    Such a state's procedure cut-off is not applied: the rules get the calendar only, and the
+    reference data are the API's and the consumer's context, which hand the rules nothing else
+    (a reception after 15:00 of a cut-off procedure, open since before the start was kept, is
+    credited with the rest of that afternoon)."""
+    if dossier.clock_started_at is not None:
+        return dossier.clock_started_at
+    return calendar.start_of_clock(dossier.received_at, has_cutoff=False)
+
+
+def receive(event: DossierReceived, calendar: WorkingCalendar) -> Dossier:
     p = event.payload
+    appointment = max(p.appointment_at, p.received_at)
+    # Intake, which knows the procedure's cut-off, says when the clock started. An event written
+    # before it did: the appointment is the start plus the procedure's working time, so the start
+    # is the appointment rewound by it (a part-day procedure's exact time rides in
+    # `processing_days_decimal`), which assumes intake's calendar was this one.
+    started = (
+        p.clock_started_at
+        if p.clock_started_at is not None
+        else calendar.rewind(appointment, p.processing_time_days * DAY)
+    )
     return Dossier(
         id=event.dossier_id,
         code=p.dossier_code,
@@ -147,7 +174,8 @@ def receive(event: DossierReceived) -> Dossier:
         competent_unit=event.competent_unit,
         status=S.RECEIVED,
         received_at=p.received_at,
-        appointment_at=max(p.appointment_at, p.received_at),
+        appointment_at=appointment,
+        clock_started_at=min(max(started, p.received_at), appointment),
         components_total=len(p.components),
         components_digitized=sum(c.digitized for c in p.components),
         components_reused=sum(c.reused for c in p.components),
@@ -180,7 +208,9 @@ def end(
         return replace(dossier, status=status)
     # While a supplementation request is outstanding, its instant is the end (index rule).
     effective = dossier.supplement_requested_at or max(at, dossier.received_at)
-    elapsed = calendar.working_time(dossier.received_at, effective) - dossier.paused
+    elapsed = calendar.elapsed_working_days(
+        clock_start(dossier, calendar), effective, dossier.paused
+    )
     return replace(
         dossier,
         status=status,
@@ -188,7 +218,7 @@ def end(
         timeliness=classify(
             effective, dossier.appointment_at, supplement_requests=dossier.supplement_requests
         ),
-        elapsed_working_days=round(max(elapsed, timedelta(0)) / DAY, 4),
+        elapsed_working_days=elapsed,
     )
 
 
@@ -200,9 +230,9 @@ def _require(dossier: Dossier, allowed: frozenset[DossierStatus], action: str) -
         )
 
 
-def _create(event: DossierEvent) -> Change:
+def _create(event: DossierEvent, calendar: WorkingCalendar) -> Change:
     if isinstance(event, DossierReceived):
-        return Change(receive(event), None, "received at the counter")
+        return Change(receive(event, calendar), None, "received at the counter")
     if isinstance(event, DossierRefusedAtReception):
         return Change(
             refused_at_reception(event), None, f"refused at reception: {event.payload.reason}"
@@ -234,7 +264,7 @@ def _request_supplement(d: Dossier, event: SupplementRequested, _cal: WorkingCal
 def _receive_supplement(d: Dossier, event: SupplementReceived, cal: WorkingCalendar) -> Change:
     _require(d, frozenset({S.SUPPLEMENT_REQUESTED}), "receive a supplement for")
     assert d.supplement_requested_at is not None
-    pause = cal.working_time(d.supplement_requested_at, event.occurred_at)
+    pause = cal.paused_time(clock_start(d, cal), d.supplement_requested_at, event.occurred_at)
     after = replace(
         d,
         # Back to waiting for the fee if one asked for before the supplement is still unpaid.
@@ -371,7 +401,7 @@ _RULES: dict[str, _Rule] = {
 def apply(dossier: Dossier | None, event: DossierEvent, calendar: WorkingCalendar) -> Change:
     """Apply one event to a dossier (None before its first event); raises Rejected."""
     if dossier is None:
-        return _create(event)
+        return _create(event, calendar)
     rule = _RULES.get(event.type)
     if rule is None:
         raise Rejected("dossier already received")

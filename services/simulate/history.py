@@ -19,6 +19,9 @@ from services.simulate.plan import (
 from shared.calendar import LOCAL_TZ, WorkingCalendar
 from shared.reference import REFERENCE_DIR, load_reference
 
+# The share of dossiers the counter refuses (mẫu 03): they never enter processing.
+REFUSED_AT_RECEPTION = 0.02
+
 
 def write_history(path: Path, *, days: int, per_day: int, seed: int, until: datetime) -> int:
     """`days` of traffic at every unit as a historical import file; returns the line count."""
@@ -34,12 +37,16 @@ def write_history(path: Path, *, days: int, per_day: int, seed: int, until: date
                     rng = dossier_rng(seed, lines)
                     plan = plan_dossier(rng, units, reference)
                     received = _received_at(rng, day)
-                    line = {
+                    line: dict[str, Any] = {
                         **plan.body,
                         "unit": plan.unit,
                         "received_at": received.isoformat(),
                         "timeline": _history_steps(rng, received, plan),
                     }
+                    # Drawn last, so the other lines stay what the same seed always wrote.
+                    if rng.random() < REFUSED_AT_RECEPTION:
+                        del line["timeline"]
+                        line["refused_at_reception"] = {"reason": REASONS["reception_refusal"]}
                     out.write(json.dumps(line, ensure_ascii=False) + "\n")
                     lines += 1
             day += timedelta(days=1)

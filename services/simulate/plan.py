@@ -26,6 +26,7 @@ REASONS = {
     "fee": "Phí, lệ phí giải quyết thủ tục hành chính",
     "refusal": "Không đủ điều kiện theo quy định",
     "withdrawal": "Người nộp rút hồ sơ",
+    "reception_refusal": "Hồ sơ không đủ thành phần, giấy tờ theo quy định",
 }
 
 

@@ -227,6 +227,8 @@ async def test_poison_of_every_kind_is_dead_lettered_and_nothing_around_it_is_lo
     )
     assert reasons[1] == "SupplementReceived cannot be applied: OverflowError"
     assert reasons[2] == "invalid event: payload.reason: nul_character"
-    # Operators see them too, at processing's /metrics.
+    # Operators see them too, at processing's /metrics, by reason.
     samples = await scrape(processing.url)
-    assert samples['motcua_dead_letters_total{consumer="motcua-processing"}'] == 3
+    for reason in ("invalid", "rejected", "unapplicable"):
+        name = f'motcua_dead_letters_total{{consumer="motcua-processing",reason="{reason}"}}'
+        assert samples[name] == 1, reason

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import motcua_local
@@ -15,15 +14,6 @@ from tests.factories import db_state, interleave, lifecycles, produce
 from tests.harness import ServiceProcess, dead_letters, eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[motcua_local.Postgres]:
-    """A database server of this test's own: stopping it must not disturb the other tests."""
-    postgres = motcua_local.Postgres(tmp_path / "pg", motcua_local.free_port())
-    postgres.start()
-    yield postgres
-    postgres.stop()
 
 
 async def test_processing_rides_out_a_database_restart(

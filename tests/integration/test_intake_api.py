@@ -184,6 +184,21 @@ async def test_refusal_at_reception_is_recorded_with_a_code(client: httpx.AsyncC
     assert rating.status_code == 409
 
 
+async def test_a_refusal_naming_an_unknown_competent_unit_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {
+        **birth_registration(components=[]),
+        "reason": "Thiếu giấy chứng sinh",
+        "competent_unit": "T999.H99",
+    }
+    response = await client.post("/v1/refusals", json=body, headers=counter_token(UNIT))
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {"field": "competent_unit", "reason": "unknown administrative unit"}
+    ]
+
+
 async def test_a_dossier_through_counter_and_officer(
     stack: Stack, client: httpx.AsyncClient
 ) -> None:

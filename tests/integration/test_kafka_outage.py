@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -16,17 +15,6 @@ from tests.conftest import Isolated, Platform
 from tests.harness import ServiceProcess, counter_token, eventually, scrape
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def own_kafka(tmp_path: Path) -> Iterator[motcua_local.Kafka]:
-    """A broker of this test's own: stopping it must not disturb the other tests."""
-    kafka = motcua_local.Kafka(
-        tmp_path / "kafka", motcua_local.free_port(), motcua_local.free_port()
-    )
-    kafka.start()
-    yield kafka
-    kafka.stop()
 
 
 async def test_accepts_while_kafka_is_down_and_publishes_when_it_returns(

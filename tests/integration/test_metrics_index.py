@@ -19,29 +19,10 @@ from shared.contract import (
 )
 from shared.db import prepare
 from tests.conftest import Isolated
-from tests.factories import CAL, received
+from tests.factories import received, status_events
 
 pytestmark = pytest.mark.integration
 UNIT = "T001.H01"
-
-
-def status_events(events: list[DossierEvent]) -> list[bytes]:
-    """What processing publishes for this life: one status event per applied event."""
-    out, dossier = [], None
-    for event in events:
-        change = domain.apply(dossier, event, CAL)
-        dossier = change.dossier
-        out.append(
-            encode_status_event(
-                "DossierStatusChanged",
-                occurred_at=event.occurred_at,
-                dossier_id=dossier.id,
-                receiving_unit=dossier.receiving_unit,
-                competent_unit=dossier.competent_unit,
-                payload=domain.status_payload(change, event.occurred_at),
-            )
-        )
-    return out
 
 
 def life(received_days_ago: float, days: int, *steps: tuple[str, float]) -> list[DossierEvent]:
@@ -74,7 +55,7 @@ async def test_open_dossiers_on_time_at_the_judging_instant(isolated: Isolated) 
     try:
         store = MetricsStore(pool, lambda unit: "T001")
         for events in lives.values():
-            await store.apply([decode_status_event(raw) for raw in status_events(events)])
+            await store.apply(status_events(events))
         now = datetime.now(UTC)
         population = (await store.populations("unit", now - timedelta(days=60), now, now))[UNIT]
     finally:

@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 from services.importer import Planned, plan
+from services.processing import domain as processing
 from shared.calendar import WorkingCalendar
+from shared.contract import DossierRefusedAtReception, DossierStatus
 from shared.reference import REFERENCE_DIR, load_reference
 
 REF = load_reference(REFERENCE_DIR)
@@ -46,6 +48,7 @@ def test_a_complete_history_is_planned_with_its_original_times() -> None:
     assert isinstance(planned, Planned)
     assert planned.received.occurred_at.isoformat() == "2023-07-03T09:15:00+07:00"
     # 3 working days from Monday 09:15: Thursday 09:15.
+    assert planned.appointment_at is not None
     assert planned.appointment_at.isoformat() == "2023-07-06T09:15:00+07:00"
     assert [e.type for e in planned.events] == [
         "ProcessingStarted",
@@ -133,4 +136,72 @@ def test_a_step_missing_its_payload_or_naming_an_unknown_unit_is_refused() -> No
     nowhere = [{"type": "transferred", "at": "2023-07-03T11:00:00+07:00", "to_unit": "X"}]
     assert plan(1, line(timeline=nowhere), REF, CAL, KEY) == [
         "timeline.1: transferred: to_unit X is not in the reference data"
+    ]
+
+
+def refusal(**overrides: Any) -> str:
+    """A dossier the counter refused (mẫu 03): its required form was missing."""
+    body: dict[str, Any] = json.loads(line())
+    del body["timeline"]
+    body["components"] = [{"code": "ban_sao_giay_to_phap_ly"}]
+    body["refused_at_reception"] = {"reason": "Thiếu giấy đề nghị đăng ký hộ kinh doanh"}
+    body.update(overrides)
+    return json.dumps(body, ensure_ascii=False)
+
+
+def test_a_refusal_at_reception_is_planned_as_the_counter_records_it() -> None:
+    planned = plan(1, refusal(code="T002.H01-230703-0002"), REF, CAL, KEY)
+    assert isinstance(planned, Planned), planned
+    event = planned.received
+    assert isinstance(event, DossierRefusedAtReception)
+    # The original instant, the refusing unit, the reason: what `POST /v1/refusals` publishes.
+    assert event.occurred_at.isoformat() == "2023-07-03T09:15:00+07:00"
+    assert event.payload.received_at == event.occurred_at
+    assert (event.receiving_unit, event.competent_unit) == ("T002.H01", "T002.H01")
+    assert event.payload.reason == "Thiếu giấy đề nghị đăng ký hộ kinh doanh"
+    assert event.payload.procedure_code == "2.000720"
+    assert planned.refusal_reason == event.payload.reason
+    assert planned.appointment_at is None and planned.events == []
+    assert "002085001234" not in event.model_dump_json()
+    # Processing's state machine takes it as the live one: refused at reception, ended at once.
+    dossier = processing.apply(None, event, CAL).dossier
+    assert dossier.status is DossierStatus.REFUSED_AT_RECEPTION
+    assert dossier.ended_at == event.occurred_at
+
+
+def test_a_refusal_for_another_localitys_authority_keeps_both_units() -> None:
+    planned = plan(1, refusal(competent_unit="T079.H01"), REF, CAL, KEY)
+    assert isinstance(planned, Planned), planned
+    assert planned.received.receiving_unit == "T002.H01"
+    assert planned.received.competent_unit == "T079.H01"
+
+
+def test_a_refusal_is_checked_against_the_reference_data_as_the_api_does() -> None:
+    assert plan(1, refusal(unit="T999.H99"), REF, CAL, KEY) == [
+        "unit: T999.H99 is not in the reference data"
+    ]
+    assert plan(1, refusal(competent_unit="T999.H99"), REF, CAL, KEY) == [
+        "competent_unit: unknown administrative unit"
+    ]
+    assert plan(1, refusal(procedure_code="9.999999"), REF, CAL, KEY) == [
+        "procedure_code: not in the procedure catalog"
+    ]
+    wrong_id = {"kind": "citizen", "id_number": "003085001234", "name": "X"}
+    assert plan(1, refusal(applicant=wrong_id), REF, CAL, KEY) == [
+        "applicant.id_number: province code 003 is not one of the 63 province codes"
+    ]
+    assert plan(1, refusal(refused_at_reception={"reason": ""}), REF, CAL, KEY) == [
+        "refused_at_reception.reason: String should have at least 1 character"
+    ]
+
+
+def test_a_refused_dossier_has_no_timeline() -> None:
+    after = [{"type": "processing_started", "at": "2023-07-03T10:00:00+07:00"}]
+    assert plan(1, refusal(timeline=after), REF, CAL, KEY) == [
+        "timeline.1: processing_started: cannot start processing a dossier that is "
+        "refused_at_reception (allowed: received)"
+    ]
+    rated = [{"type": "rated", "at": "2023-07-03T10:00:00+07:00", "satisfied": False}]
+    assert plan(1, refusal(timeline=rated), REF, CAL, KEY) == [
+        "timeline.1: rated: a dossier refused at reception cannot be rated"
     ]

@@ -81,6 +81,26 @@ def test_cross_boundary_reception_uses_the_competent_unit() -> None:
     assert verdict.competent_unit.code == "T079.H02.X01"
 
 
+def test_a_refusal_names_real_units_procedures_and_applicants() -> None:
+    def refusal(**overrides: object) -> domain.RefusalIn:
+        return domain.RefusalIn.model_validate(
+            {
+                **submission(components=[]).model_dump(),
+                "reason": "Thiếu giấy chứng sinh",
+                **overrides,
+            }
+        )
+
+    assert domain.check_refusal(refusal(), REF, TODAY) == []
+    assert domain.check_refusal(refusal(competent_unit="T079.H02.X01"), REF, TODAY) == []
+    assert domain.check_refusal(refusal(competent_unit="NOPE"), REF, TODAY) == [
+        domain.FieldError("competent_unit", "unknown administrative unit")
+    ]
+    assert domain.check_refusal(refusal(procedure_code="9.999999"), REF, TODAY) == [
+        domain.FieldError("procedure_code", "not in the procedure catalog")
+    ]
+
+
 def test_dossier_code_format() -> None:
     assert domain.dossier_code("T001.H01", date(2026, 10, 8), 975) == "T001.H01-261008-0975"
 
@@ -124,7 +144,13 @@ def test_the_written_received_event_is_the_models_event(
     assert isinstance(verdict, domain.Admission)
     appointment = at + timedelta(days=verdict.procedure.processing_days)
     payload = domain.received_payload(
-        sub, verdict, code=code, applicant_ref=ref, received_at=at, appointment_at=appointment
+        sub,
+        verdict,
+        code=code,
+        applicant_ref=ref,
+        received_at=at,
+        appointment_at=appointment,
+        clock_started_at=at,
     )
     assert set(payload) == set(DossierReceivedPayload.model_fields)
     dossier_id = uuid4()
@@ -153,6 +179,7 @@ def test_the_written_received_event_is_the_models_event(
             applicant_ref=ref,
             received_at=at,
             appointment_at=appointment,
+            clock_started_at=at,
             processing_days=verdict.procedure.processing_days,
             components=tuple(sub.components),
             result_is_paper=verdict.procedure.result_is_paper,

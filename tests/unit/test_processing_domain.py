@@ -501,7 +501,8 @@ class DossierLife(RuleBasedStateMachine):
         d = self.dossier
         assert d.paused == self.waits
         if d.ended_at is not None and d.elapsed_working_days is not None:
-            worked = CAL.working_time(d.received_at, d.ended_at) - d.paused
+            assert d.clock_started_at is not None
+            worked = CAL.working_time(d.clock_started_at, d.ended_at) - d.paused
             assert d.elapsed_working_days == pytest.approx(
                 max(worked, timedelta(0)) / DAY, abs=1e-4
             )

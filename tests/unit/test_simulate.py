@@ -80,9 +80,12 @@ def test_the_import_file_passes_the_importers_checks(tmp_path: Path) -> None:
     for n, raw in enumerate(raw_lines, start=1):
         planned = plan(n, raw, REF, calendar, b"k")
         assert isinstance(planned, Planned), (raw, planned)
-        kinds = [s["type"] for s in json.loads(raw)["timeline"]]
+        body = json.loads(raw)
+        kinds = [s["type"] for s in body.get("timeline", [])]
         steps.update(kinds)
+        steps["refused at reception"] += "refused_at_reception" in body
         steps["second supplementation"] += kinds.count("supplement_requested") == 2
     for kind in ("payment_requested", "payment_received", "transferred", "apology_issued"):
         assert steps[kind] > 0, kind
     assert steps["second supplementation"] > 0
+    assert 0 < steps["refused at reception"] < 0.05 * lines
