@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -69,16 +70,18 @@ class Overdue:
     occurred_at: datetime
 
 
-def run(*events: DossierEvent, cal: WorkingCalendar = CAL) -> domain.Dossier:
+def run(*events: DossierEvent) -> domain.Dossier:
     """The dossier processing keeps once it has applied these events, in order."""
     dossier = None
     for event in events:
-        dossier = domain.apply(dossier, event, cal).dossier
+        dossier = domain.apply(dossier, event, CAL).dossier
     assert dossier is not None
     return dossier
 
 
-def status_events(events: list[DossierEvent | Overdue]) -> list[DossierStatusChanged | DossierOverdue]:
+def status_events(
+    events: Sequence[DossierEvent | Overdue],
+) -> list[DossierStatusChanged | DossierOverdue]:
     """What processing publishes: one status event per applied event, dated by the event, and
     the overdue watch's notice (raises Rejected for a step the state machine refuses)."""
     out: list[DossierStatusChanged | DossierOverdue] = []

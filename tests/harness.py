@@ -125,6 +125,16 @@ async def eventually(
     raise AssertionError(f"timed out after {within}s waiting for {what}")
 
 
+async def scrape_when(url: str, sample: str, value: float, what: str) -> dict[str, float]:
+    """The samples of a /metrics page, scraped once `sample` has shown `value` (as eventually)."""
+
+    async def shown() -> bool:
+        return (await scrape(url)).get(sample) == value
+
+    await eventually(shown, what=what)
+    return await scrape(url)
+
+
 async def group_offsets(
     bootstrap: str, group: str, topic: str
 ) -> tuple[dict[TopicPartition, OffsetAndMetadata], dict[TopicPartition, int]]:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import Stack
-from tests.harness import eventually, officer_token, scrape
+from tests.harness import officer_token, scrape_when
 from tests.integration.test_import import motcua
 from tests.unit.test_importer import line
 
@@ -50,11 +50,7 @@ async def test_elapsed_counts_from_the_clock_start(stack: Stack, tmp_path: Path)
 
     bucket = f'motcua_dossier_resolution_working_days_count{{unit="{UNIT}"}}'
 
-    async def counted() -> bool:
-        return (await scrape(stack.metrics.url)).get(bucket) == 2
-
-    await eventually(counted, what="both dossiers in the histogram")
-    samples = await scrape(stack.metrics.url)
+    samples = await scrape_when(stack.metrics.url, bucket, 2, "both dossiers in the histogram")
     # 1.1667 + 1.375, each kept to the thousandth of a day.
     assert samples[f'motcua_dossier_resolution_working_days_sum{{unit="{UNIT}"}}'] == 2.542
     assert samples[f'motcua_dossier_resolution_working_days_bucket{{le="1",unit="{UNIT}"}}'] == 0

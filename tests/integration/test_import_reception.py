@@ -16,7 +16,7 @@ import pytest
 
 from shared.calendar import WorkingCalendar
 from tests.conftest import Services, Stack
-from tests.harness import REPO, counter_token, eventually, officer_token, scrape
+from tests.harness import REPO, counter_token, eventually, officer_token, scrape_when
 from tests.unit.test_importer import line, refusal
 from tests.unit.test_part_day_procedures import (
     HALF_DAY,
@@ -76,11 +76,9 @@ async def test_refusals_at_reception_are_imported_and_counted(stack: Stack, tmp_
 
     refused_total = f'motcua_dossiers_refused_at_reception_total{{unit="{REFUSING}"}}'
 
-    async def counted() -> bool:
-        return (await scrape(stack.metrics.url)).get(refused_total) == 3
-
-    await eventually(counted, what="three refusals at reception in the metrics")
-    samples = await scrape(stack.metrics.url)
+    samples = await scrape_when(
+        stack.metrics.url, refused_total, 3, "three refusals at reception in the metrics"
+    )
     # The refusals are not received dossiers: only the fourth line is.
     received_total = sum(
         v
@@ -148,11 +146,9 @@ async def test_part_day_procedures_are_imported_with_their_clock(
 
     on_time = f'motcua_dossiers_completed_total{{timeliness="on_time",unit="{PART_DAY}"}}'
 
-    async def completed() -> bool:
-        return (await scrape(stack.metrics.url)).get(on_time) == 2
-
-    await eventually(completed, what="both part-day dossiers completed on time")
-    samples = await scrape(stack.metrics.url)
+    samples = await scrape_when(
+        stack.metrics.url, on_time, 2, "both part-day dossiers completed on time"
+    )
     # 0.375 + 0.4167, each kept to the thousandth of a day; both within half a day.
     assert samples[f'motcua_dossier_resolution_working_days_sum{{unit="{PART_DAY}"}}'] == 0.792
     assert (

@@ -8,7 +8,6 @@ holiday. Each dossier has a unit of its own, so each unit's 2.1 rate is that dos
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
@@ -40,8 +39,6 @@ from shared.contract import (
     ResultDigitized,
     SupplementReceived,
     SupplementRequested,
-    decode_status_event,
-    encode_status_event,
     new_event_fields,
 )
 from shared.db import Connection, prepare

@@ -7,14 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
-from services.processing import domain
 from shared.contract import (
     DossierEvent,
     ProcessingStarted,
     SupplementReceived,
     SupplementRequested,
-    decode_status_event,
-    encode_status_event,
     new_event_fields,
 )
 from shared.db import prepare

@@ -20,10 +20,6 @@ from services.metrics import domain as metrics
 from services.processing import domain
 from shared.calendar import DAY, LOCAL_TZ, Timeliness, WorkingCalendar
 from shared.contract import (
-    ApplicantKind,
-    Channel,
-    DocumentComponent,
-    DossierEvent,
     DossierReceived,
     DossierResolved,
     DossierStatusChanged,
@@ -32,6 +28,8 @@ from shared.contract import (
     SupplementRequested,
     new_event_fields,
 )
+from tests import factories
+from tests.factories import run
 
 CAL = WorkingCalendar.vietnam(range(2025, 2028))
 ID = uuid.UUID(int=7)
@@ -46,33 +44,11 @@ def fields(when: datetime) -> dict[str, object]:
 
 
 def received(when: datetime, days: int, *, cutoff: bool) -> DossierReceived:
-    return DossierReceived(
-        **fields(when),
-        payload={
-            "dossier_code": "T001.H01-261101-0001",
-            "procedure_code": "1.001193",
-            "channel": Channel.IN_PERSON,
-            "applicant_kind": ApplicantKind.CITIZEN,
-            "applicant_ref": "ab" * 32,
-            "received_at": when,
-            "appointment_at": CAL.appointment(when, days, has_cutoff=cutoff),
-            "processing_days": days,
-            "components": (DocumentComponent(code="to_khai"),),
-            "result_is_paper": True,
-        },
-    )
+    return factories.received("T001.H01", when, days=days, cutoff=cutoff, dossier_id=ID)
 
 
 def resolved(when: datetime) -> DossierResolved:
     return DossierResolved(**fields(when), payload={"approved": True})
-
-
-def run(*events: DossierEvent) -> domain.Dossier:
-    dossier = None
-    for event in events:
-        dossier = domain.apply(dossier, event, CAL).dossier
-    assert dossier is not None
-    return dossier
 
 
 def test_received_on_a_sunday_counts_from_monday_eight() -> None:

@@ -23,10 +23,8 @@ import pytest
 
 from services.importer import Planned, plan
 from services.intake import domain as intake
-from services.processing import domain
 from shared.calendar import DAY, LOCAL_TZ, Timeliness, WorkingCalendar
 from shared.contract import (
-    DossierEvent,
     DossierReceived,
     DossierResolved,
     decode_dossier_event,
@@ -34,6 +32,7 @@ from shared.contract import (
     new_event_fields,
 )
 from shared.reference import REFERENCE_DIR, ReferenceData, load_reference
+from tests.factories import run
 from tests.unit.test_importer import line
 
 CAL = WorkingCalendar.vietnam(range(2022, 2028))
@@ -224,14 +223,6 @@ def _received(when: datetime, procedure_days: float, appointment: datetime) -> D
     )
 
 
-def _run(*events: DossierEvent) -> domain.Dossier:
-    dossier = None
-    for event in events:
-        dossier = domain.apply(dossier, event, CAL).dossier
-    assert dossier is not None
-    return dossier
-
-
 def _resolved(when: datetime) -> DossierResolved:
     return DossierResolved(
         **new_event_fields(when, ID, "T002.H01", "T002.H01", actor="officer"),
@@ -243,7 +234,7 @@ def test_a_half_day_received_on_a_sunday_starts_monday_at_eight() -> None:
     # Sunday 10:00, half a day: start Monday 08:00, appointment Monday 20:00. Resolved Monday
     # 18:00: 10 h = 0.4167 working days, on time (rewinding a whole day from 20:00 would have
     # put the start back on Sunday's reception: 18 h, 0.75).
-    d = _run(_received(at(11, 1, 10), 0.5, at(11, 2, 20)), _resolved(at(11, 2, 18)))
+    d = run(_received(at(11, 1, 10), 0.5, at(11, 2, 20)), _resolved(at(11, 2, 18)))
     assert d.clock_started_at == at(11, 2, 8)
     assert d.elapsed_working_days == round(10 / 24, 4) == 0.4167
     assert d.timeliness is Timeliness.ON_TIME
@@ -252,7 +243,7 @@ def test_a_half_day_received_on_a_sunday_starts_monday_at_eight() -> None:
 def test_four_working_hours_after_the_cutoff_count_from_wednesday_morning() -> None:
     # Tuesday 15:30, cut-off: start Wednesday 08:00, appointment Wednesday 20:00. Resolved
     # Wednesday 17:00: 9 h = 0.375, on time (from Tuesday 20:00, a whole day back: 21 h).
-    d = _run(_received(at(11, 3, 15, 30), 0.5, at(11, 4, 20)), _resolved(at(11, 4, 17)))
+    d = run(_received(at(11, 3, 15, 30), 0.5, at(11, 4, 20)), _resolved(at(11, 4, 17)))
     assert d.clock_started_at == at(11, 4, 8)
     assert d.elapsed_working_days == 0.375
     assert d.timeliness is Timeliness.ON_TIME
@@ -261,7 +252,7 @@ def test_four_working_hours_after_the_cutoff_count_from_wednesday_morning() -> N
 def test_a_half_day_over_the_weekend_is_late_on_monday_morning() -> None:
     # Friday 16:00, half a day: appointment Monday 04:00. Resolved Monday 09:00: 8 h of
     # Friday + 9 h of Monday = 17 h = 0.7083, late.
-    d = _run(_received(at(11, 6, 16), 0.5, at(11, 9, 4)), _resolved(at(11, 9, 9)))
+    d = run(_received(at(11, 6, 16), 0.5, at(11, 9, 4)), _resolved(at(11, 9, 9)))
     assert d.clock_started_at == at(11, 6, 16)
     assert d.elapsed_working_days == round(17 / 24, 4) == 0.7083
     assert d.timeliness is Timeliness.LATE
@@ -270,7 +261,7 @@ def test_a_half_day_over_the_weekend_is_late_on_monday_morning() -> None:
 def test_a_day_and_a_half_after_the_cutoff() -> None:
     # Friday 15:30 with a cut-off, 1.5 days: start Monday 08:00, appointment Tuesday 20:00.
     # Resolved Tuesday 10:00: 16 h + 10 h = 26 h = 1.0833, on time.
-    d = _run(_received(at(11, 6, 15, 30), 1.5, at(11, 10, 20)), _resolved(at(11, 10, 10)))
+    d = run(_received(at(11, 6, 15, 30), 1.5, at(11, 10, 20)), _resolved(at(11, 10, 10)))
     assert d.clock_started_at == at(11, 9, 8)
     assert d.elapsed_working_days == round(26 / 24, 4) == 1.0833
     assert d.timeliness is Timeliness.ON_TIME
@@ -301,14 +292,14 @@ def test_the_clock_starts_when_intake_says_whatever_processings_calendar() -> No
             "components": [{"code": "to_khai"}],
         },
     )
-    d = _run(received, _resolved(at(11, 5, 10)))
+    d = run(received, _resolved(at(11, 5, 10)))
     assert d.clock_started_at == when
     assert d.elapsed_working_days == 2.0
     # The same event without the start (written before it was carried): rewound as before.
     older = received.model_copy(
         update={"payload": received.payload.model_copy(update={"clock_started_at": None})}
     )
-    assert _run(older).clock_started_at == at(11, 4, 10)
+    assert run(older).clock_started_at == at(11, 4, 10)
 
 
 # ------------------------------------------------------------------ the import
@@ -336,7 +327,7 @@ def test_a_half_day_procedure_is_imported_with_its_appointment(ref: ReferenceDat
     assert planned.received.payload.processing_days == 1
     assert planned.received.payload.processing_days_decimal == 0.5
     assert planned.received.payload.clock_started_at == at(7, 5, 8, y=2023)
-    d = _run(planned.received, *planned.events)
+    d = run(planned.received, *planned.events)
     assert d.clock_started_at == at(7, 5, 8, y=2023)
     assert d.elapsed_working_days == 0.375
     assert d.timeliness is Timeliness.ON_TIME

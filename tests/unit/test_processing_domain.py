@@ -40,6 +40,7 @@ from shared.contract import (
     new_event_fields,
 )
 from shared.contract import DossierEvent as DossierEventUnion
+from tests.factories import run
 
 CAL = WorkingCalendar.vietnam(range(2025, 2028))
 S = DossierStatus
@@ -67,14 +68,6 @@ def received(at: datetime = MONDAY, days: int = 3, digitized: bool = True) -> Do
             "result_is_paper": True,
         },
     )
-
-
-def run(*events: DossierEvent) -> domain.Dossier:
-    dossier = None
-    for event in events:
-        dossier = domain.apply(dossier, event, CAL).dossier
-    assert dossier is not None
-    return dossier
 
 
 def test_resolved_early_then_returned_keeps_the_first_end() -> None:
