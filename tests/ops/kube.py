@@ -21,7 +21,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
-CRDS = REPO.parent / "shared" / "crds"
+CRDS = Path(os.environ.get("MOTCUA_CRDS_DIR", REPO.parent / "shared" / "crds"))
 TOOLS_BIN = Path(os.environ.get("MOTCUA_TOOLS_BIN", Path.home() / ".cache" / "motcua" / "bin"))
 # The oldest release the manifests need (the native preStop sleep action is on by default from
 # 1.30); validating against a recent one catches fields removed since.
@@ -123,7 +123,7 @@ def write_crd_schemas(destination: Path, crds: Path = CRDS) -> Path:
     if not crds.is_dir():
         raise RuntimeError(
             f"the operators' CRDs are missing: expected them in {crds} (../shared/crds next to "
-            "the repository; see ../shared/crds/README.md for the releases they come from)"
+            "the repository, or MOTCUA_CRDS_DIR; see ../shared/crds/README.md for their releases)"
         )
     destination.mkdir(parents=True)
     written = 0
