@@ -199,9 +199,12 @@ class OutboxRelay:
                 await asyncio.wait_for(producer.start(), self._publish_timeout)
                 log.info("outbox relay leading", schema=self._schema)
                 while not self._stopping:
+                    # Cleared before the read, not after it: a notification arriving while a
+                    # batch is published then wakes the next wait at once instead of being lost
+                    # (its events would wait for the poll).
+                    self._wakeup.clear()
                     published = await self._publish_batch(conn, producer)
                     if published < self._batch_size and not self._stopping:
-                        self._wakeup.clear()
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
             finally:

@@ -498,10 +498,19 @@ class Prometheus:
                 raise PlatformError(
                     f"Prometheus exited with {proc.returncode}; see {self.data_dir}"
                 )
-            if port_open(self.port):
+            # The port opens before the storage is loaded; until then the API answers 503.
+            if port_open(self.port) and self._ready():
                 return
             time.sleep(0.2)
         raise PlatformError("Prometheus did not start in time")
+
+    def _ready(self) -> bool:
+        # Our own server on the loopback, over http: the scheme is not the caller's to choose.
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except OSError:
+            return False
 
     def reload(self) -> None:
         """Re-read the configuration file (the lifecycle API is enabled at start)."""
