@@ -15,7 +15,7 @@ demo-stop:
 lint: bootstrap
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
-	$(VENV)/mypy services shared tests deploy/local deploy/grafana deploy/prometheus bench
+	$(VENV)/mypy services shared tools tests deploy/local deploy/grafana deploy/prometheus bench
 
 test: lint
 	$(VENV)/pytest

@@ -43,9 +43,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.common import Bench, wait_until
-from services.intake.samples import sample_submission
 from shared.kafka import DEFAULT_PARTITIONS, producer_settings
 from tests.harness import ServiceProcess, counter_token
+from tools.samples import sample_submission
 
 POLL_S = 0.05
 LATE_S = 0.05  # a request written more than one poll interval behind its schedule is late

@@ -16,8 +16,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from bench.common import Bench, start_http
-from services.intake.samples import sample_submission
 from tests.harness import ServiceProcess, counter_token
+from tools.samples import sample_submission
 
 
 @dataclass(frozen=True)

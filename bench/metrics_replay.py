@@ -155,7 +155,7 @@ async def replay(bench: Bench, database: str, prefix: str) -> tuple[float, float
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "tools.cli",
         "metrics",
         "rebuild",
         env={**os.environ, **bench.env(database, prefix)},

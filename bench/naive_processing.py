@@ -13,9 +13,8 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 
 from bench.common import consume_until_stopped
-from services.processing.app import MIGRATIONS, SCHEMA
 from services.processing.config import ProcessingSettings
-from services.processing.store import ProcessingStore
+from services.processing.store import MIGRATIONS, SCHEMA, ProcessingStore
 from services.processing.workflow import apply_events
 from shared.calendar import WorkingCalendar
 from shared.contract import decode_dossier_event

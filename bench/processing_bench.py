@@ -113,7 +113,7 @@ async def run(
 
 
 async def _migrate(bench: Bench, url: str) -> None:
-    from services.processing.app import MIGRATIONS, SCHEMA
+    from services.processing.store import MIGRATIONS, SCHEMA
     from shared.db import prepare
 
     pool = await prepare(url, SCHEMA, MIGRATIONS, 1)

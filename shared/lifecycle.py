@@ -20,7 +20,7 @@ log = get_logger(__name__)
 
 
 class Shutdown:
-    """One process's shutdown, begun by the signal (services/cli.py tells it) or, failing
+    """One process's shutdown, begun by the signal (tools/cli.py tells it) or, failing
     that, by the start of the lifespan's end; the deadline runs from then."""
 
     def __init__(self, timeout_s: float) -> None:

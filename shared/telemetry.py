@@ -1,13 +1,26 @@
-"""What every service exposes about itself: the build it runs and its HTTP traffic."""
+"""What every service exposes about itself: the build it runs, its HTTP traffic, /metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import FastAPI
-from prometheus_client import Gauge
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import Response
+from fastapi.telemetry import TelemetryConfig
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Gauge,
+    generate_latest,
+)
 
 from shared.http_metrics import HttpMetrics
+
+# FastAPI's OpenTelemetry bridge asks the global providers at every request (about 2 % of a
+# submission's CPU) and would find none: the services' telemetry is Prometheus and structlog.
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 BUILD_INFO = Gauge(
     "motcua_build_info",
@@ -28,3 +41,28 @@ def instrument(app: FastAPI, service: str) -> None:
     middleware, so that it wraps them and measures their answers too."""
     BUILD_INFO.labels(service, package_version()).set(1)
     app.add_middleware(HttpMetrics, owner=app)
+
+
+def metrics_router(
+    *registries: CollectorRegistry,
+    before: Callable[[], Awaitable[None]] | None = None,
+    rendered: Callable[[], bytes] | None = None,
+) -> APIRouter:
+    """/metrics in the Prometheus text format (a route, not a mount: no redirect to /metrics/).
+
+    `before` runs at every scrape (the metrics service re-reads its exact totals there);
+    `rendered` returns families already in the text format, appended as they are.
+    """
+    router = APIRouter(tags=["metrics"])
+    sources = registries or (REGISTRY,)
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        if before is not None:
+            await before()
+        body = b"".join(generate_latest(r) for r in sources)
+        if rendered is not None:
+            body += rendered()
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return router

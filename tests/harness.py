@@ -42,7 +42,7 @@ class ServiceProcess:
                 [
                     sys.executable,
                     "-m",
-                    "services.cli",
+                    "tools.cli",
                     "serve",
                     self.name,
                     "--port",

@@ -24,6 +24,7 @@ from services.intake.store import (
     StoredDossier,
 )
 from shared.auth import Caller
+from shared.bodies import document_models, json_body_openapi, parse_json_body, reject_nul_characters
 from shared.contract import (
     DossierRated,
     DossierRefusedAtReception,
@@ -40,17 +41,11 @@ from shared.contract import (
     encode_dossier_received,
     new_event_fields,
 )
-from shared.http import (
-    DirectRoutes,
-    Problem,
-    document_models,
-    json_body_openapi,
-    parse_json_body,
-    reject_nul_characters,
-)
 from shared.ids import keyed_hash, uuid7
 from shared.logging import get_logger
+from shared.middleware import DirectRoutes
 from shared.outbox import OutboxMessage
+from shared.problems import Problem
 from shared.reference import Unit
 
 log = get_logger(__name__)

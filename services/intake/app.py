@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -14,27 +13,21 @@ from services.intake import api, channels
 from services.intake.config import IntakeSettings
 from services.intake.context import Intake
 from services.intake.handlers import StatusReadModel
-from services.intake.store import IntakeStore
+from services.intake.store import MIGRATIONS, SCHEMA, IntakeStore
 from services.intake.writer import ReceptionWriter
 from shared.calendar import WorkingCalendar
 from shared.consumer import batch_consumers
 from shared.db import prepare
-from shared.http import (
-    NO_OPENTELEMETRY,
-    BodyLimits,
-    health_router,
-    install_problem_handlers,
-    metrics_router,
-)
 from shared.kafka import TopicCheck, make_broker, start_when_available
 from shared.lifecycle import Shutdown, cancel, stop_pipeline
 from shared.logging import configure_logging, get_logger
+from shared.middleware import BodyLimits
 from shared.outbox import OutboxRelay
+from shared.probes import health_router
+from shared.problems import install_problem_handlers
 from shared.reference import ReferenceData, load_reference, reload_on_sighup
-from shared.telemetry import instrument
+from shared.telemetry import NO_OPENTELEMETRY, instrument, metrics_router
 
-SCHEMA = "intake"
-MIGRATIONS = Path(__file__).parent / "migrations"
 log = get_logger(__name__)
 
 
@@ -124,7 +117,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         "appointments, record what happens at the counter.",
     )
     install_problem_handlers(app)
-    app.state.shutdown = shutdown  # services/cli.py begins it at SIGTERM
+    app.state.shutdown = shutdown  # tools/cli.py begins it at SIGTERM
 
     async def db_ok() -> bool:
         intake: Intake = app.state.intake

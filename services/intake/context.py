@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from services.intake.store import IntakeStore
 from services.intake.writer import ReceptionWriter
 from shared.auth import Caller
+from shared.bearer import bearer_caller
 from shared.calendar import WorkingCalendar
 from shared.contract import Topics
-from shared.http import Problem, bearer_caller
+from shared.problems import Problem
 from shared.reference import ReferenceData, Unit
 
 

@@ -6,12 +6,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
 import orjson
 
 from shared.outbox import OutboxMessage, enqueue
+
+SCHEMA = "intake"
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from services.metrics.context import Metrics
 from services.metrics.index import league, parse_period
-from shared.http import Problem
+from shared.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["index"])
 

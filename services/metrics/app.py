@@ -19,12 +19,13 @@ from services.metrics.index import IndexConfig, league, parse_period
 from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
 from shared.consumer import TRANSIENT_DB_ERRORS, batch_consumers, start_consuming
 from shared.db import prepare
-from shared.http import NO_OPENTELEMETRY, health_router, install_problem_handlers, metrics_router
 from shared.kafka import TopicCheck, make_broker
 from shared.lifecycle import Shutdown, cancel, stop_pipeline
 from shared.logging import configure_logging, get_logger
+from shared.probes import health_router
+from shared.problems import install_problem_handlers
 from shared.reference import load_reference
-from shared.telemetry import instrument
+from shared.telemetry import NO_OPENTELEMETRY, instrument, metrics_router
 
 log = get_logger(__name__)
 
@@ -125,7 +126,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         description="Exact aggregates for Prometheus at /metrics and the service-quality index.",
     )
     install_problem_handlers(app)
-    app.state.shutdown = shutdown  # services/cli.py begins it at SIGTERM
+    app.state.shutdown = shutdown  # tools/cli.py begins it at SIGTERM
 
     async def db_ok() -> bool:
         metrics: Metrics = app.state.metrics

@@ -14,6 +14,7 @@ from services.processing import domain, workflow
 from services.processing.context import Processing
 from services.processing.store import DossierFilter
 from shared.auth import Caller
+from shared.bodies import reject_nul_characters
 from shared.contract import (
     ApologyIssued,
     ApologyPayload,
@@ -32,8 +33,8 @@ from shared.contract import (
     TransferPayload,
     new_event_fields,
 )
-from shared.http import Problem, reject_nul_characters
 from shared.logging import get_logger
+from shared.problems import Problem
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["dossiers"])

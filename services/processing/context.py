@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from services.processing.store import ProcessingStore
 from shared.auth import Caller
+from shared.bearer import bearer_caller
 from shared.calendar import WorkingCalendar
 from shared.contract import Topics
-from shared.http import bearer_caller
 from shared.reference import ReferenceData
 
 

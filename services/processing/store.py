@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
@@ -15,6 +16,9 @@ from services.processing.domain import Dossier
 from shared.contract import DossierStatus
 from shared.db import Connection
 from shared.outbox import OutboxMessage, enqueue
+
+SCHEMA = "processing"
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 _dossier = TypeAdapter(Dossier)
 

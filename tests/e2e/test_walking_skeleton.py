@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.intake.samples import sample_submission
 from tests.conftest import Isolated
 from tests.harness import ServiceProcess, counter_token, eventually, officer_token, scrape
+from tools.samples import sample_submission
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,6 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.intake.samples import sample_submission
 from shared.contract import (
     ApplicantKind,
     Channel,
@@ -31,6 +30,7 @@ from shared.contract import (
 from tests.conftest import Isolated, Services
 from tests.factories import received
 from tests.harness import counter_token, dead_letters, eventually, scrape
+from tools.samples import sample_submission
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from services.intake.samples import sample_submission
 from shared.contract import Topics
 from tests.conftest import Isolated, Services
 from tests.harness import ServiceProcess, counter_token, eventually, scrape
+from tools.samples import sample_submission
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ async def motcua(stack: Stack, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "tools.cli",
         *args,
         env={**os.environ, **stack.env.env()},
         cwd=REPO,

@@ -34,7 +34,7 @@ async def motcua_import(stack: Stack, source: Path, **env: str) -> str:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "tools.cli",
         "import",
         str(source),
         env={**os.environ, **stack.env.env(), **env},

@@ -10,10 +10,10 @@ import asyncpg
 import httpx
 import pytest
 
-from services.intake.samples import sample_submission
 from shared.auth import mint
 from tests.conftest import Stack
 from tests.harness import counter_token, eventually, officer_token
+from tools.samples import sample_submission
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Err
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from shared.http import PROBLEM_JSON
+from shared.problems import PROBLEM_JSON
 from tests.conftest import Services
 from tests.harness import counter_token
 

@@ -12,9 +12,15 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from services.intake.app import MIGRATIONS, SCHEMA
 from services.intake.domain import dossier_code, dossier_code_prefix
-from services.intake.store import CODE_PLACEHOLDER, CodedEvent, IntakeStore, Reception
+from services.intake.store import (
+    CODE_PLACEHOLDER,
+    MIGRATIONS,
+    SCHEMA,
+    CodedEvent,
+    IntakeStore,
+    Reception,
+)
 from shared.db import prepare
 from shared.outbox import OutboxMessage
 from tests.conftest import Isolated

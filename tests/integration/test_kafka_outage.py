@@ -10,9 +10,9 @@ import httpx
 import motcua_local
 import pytest
 
-from services.intake.samples import sample_submission
 from tests.conftest import Isolated, Platform
 from tests.harness import ServiceProcess, counter_token, eventually, scrape
+from tools.samples import sample_submission
 
 pytestmark = pytest.mark.integration
 

@@ -203,7 +203,7 @@ async def test_restart_duplicates_and_rebuild_give_identical_totals(
     rebuild = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "tools.cli",
         "metrics",
         "rebuild",
         env={**os.environ, **isolated.env()},

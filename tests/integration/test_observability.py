@@ -151,7 +151,7 @@ async def simulate(isolated: Isolated, intake: str, processing: str) -> str:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "tools.cli",
         "simulate",
         "--intake",
         intake,

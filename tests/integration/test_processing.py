@@ -17,7 +17,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from pydantic import TypeAdapter
 
-from services.intake.samples import sample_submission
 from services.processing import domain
 from shared.contract import (
     DossierOverdue,
@@ -31,6 +30,7 @@ from shared.reference import REFERENCE_DIR, load_reference
 from tests.conftest import Isolated, Services
 from tests.factories import CAL, db_state, interleave, lifecycles, produce, received
 from tests.harness import counter_token, eventually, group_caught_up, officer_token, scrape
+from tools.samples import sample_submission
 
 pytestmark = pytest.mark.integration
 _stored = TypeAdapter(domain.Dossier)

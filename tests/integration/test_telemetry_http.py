@@ -14,9 +14,9 @@ import motcua_local
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.intake.samples import sample_submission
 from tests.conftest import Isolated, Stack
 from tests.harness import ServiceProcess, counter_token, eventually, officer_token
+from tools.samples import sample_submission
 
 pytestmark = pytest.mark.integration
 

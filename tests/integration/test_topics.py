@@ -12,12 +12,12 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.intake.samples import sample_submission
 from shared.contract import Topics
 from shared.kafka import DEFAULT_PARTITIONS
 from tests.conftest import Isolated, Services
 from tests.factories import interleave, lifecycles, produce
 from tests.harness import ServiceProcess, counter_token, eventually, scrape
+from tools.samples import sample_submission
 
 pytestmark = pytest.mark.integration
 

@@ -80,7 +80,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     for name in NAMES:
         target = out / f"{name}.yaml"
         done = subprocess.run(
-            [*FASTSTREAM_DOCS_GEN, f"services.asyncapi:{name}", "--yaml", "--out", str(target)],
+            [*FASTSTREAM_DOCS_GEN, f"tools.asyncapi:{name}", "--yaml", "--out", str(target)],
             cwd=ROOT,
             capture_output=True,
             text=True,

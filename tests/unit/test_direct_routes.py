@@ -7,7 +7,9 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
 
-from shared.http import BodyLimits, DirectRoutes, Problem, install_problem_handlers, parse_json_body
+from shared.bodies import parse_json_body
+from shared.middleware import BodyLimits, DirectRoutes
+from shared.problems import Problem, install_problem_handlers
 
 
 class Body(BaseModel):

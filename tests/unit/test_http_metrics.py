@@ -17,8 +17,9 @@ from starlette.routing import Match
 from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
 from services.processing.app import create_app as processing_app
-from shared.http import BodyLimits, DirectRoutes, install_problem_handlers
 from shared.http_metrics import METHODS, HttpCollector, HttpMetrics, RouteTemplates, declared_routes
+from shared.middleware import BodyLimits, DirectRoutes
+from shared.problems import install_problem_handlers
 
 # A small app shaped like intake: a fast route served by DirectRoutes, framework routes with a
 # path parameter, BodyLimits, the metrics outermost. Templates under /t/ are this test's own.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.importer import Planned, plan
 from services.processing import domain as processing
 from shared.calendar import WorkingCalendar
 from shared.contract import DossierRefusedAtReception, DossierStatus
 from shared.reference import REFERENCE_DIR, load_reference
+from tools.importer import Planned, plan
 
 REF = load_reference(REFERENCE_DIR)
 CAL = WorkingCalendar.vietnam(range(2022, 2025))

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.intake import domain
-from services.intake.samples import sample_submission
 from shared.contract import (
     DossierReceived,
     DossierReceivedPayload,
@@ -17,6 +16,7 @@ from shared.contract import (
     encode_dossier_received,
 )
 from shared.reference import REFERENCE_DIR, load_reference
+from tools.samples import sample_submission
 
 REF = load_reference(REFERENCE_DIR)
 TODAY = date(2026, 11, 27)

@@ -12,7 +12,7 @@ from shared.lifecycle import Shutdown
 async def test_readiness_fails_from_the_signal_on() -> None:
     shutdown = Shutdown(5.0)
     assert await shutdown.accepting()
-    shutdown.begin()  # what services/cli.py does on SIGTERM
+    shutdown.begin()  # what tools/cli.py does on SIGTERM
     assert not await shutdown.accepting()
 
 

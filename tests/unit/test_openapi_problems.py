@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
 from services.processing.app import create_app as processing_app
-from shared.http import PROBLEM_JSON
+from shared.problems import PROBLEM_JSON
 
 PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}}
 

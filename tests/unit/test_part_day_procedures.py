@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from services.importer import Planned, plan
 from services.intake import domain as intake
 from shared.calendar import DAY, LOCAL_TZ, Timeliness, WorkingCalendar
 from shared.contract import (
@@ -34,6 +33,7 @@ from shared.contract import (
 from shared.reference import REFERENCE_DIR, ReferenceData, load_reference
 from tests.factories import run
 from tests.unit.test_importer import line
+from tools.importer import Planned, plan
 
 CAL = WorkingCalendar.vietnam(range(2022, 2028))
 HALF_DAY_CUTOFF = "9.000001"  # 4 working hours, with the 15:00 cut-off

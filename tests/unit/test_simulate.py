@@ -8,8 +8,10 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from services.importer import Planned, plan
-from services.simulate import (
+from shared.calendar import LOCAL_TZ, WorkingCalendar
+from shared.reference import REFERENCE_DIR, load_reference
+from tools.importer import Planned, plan
+from tools.simulate import (
     DAY_SECONDS,
     arrivals,
     choose_units,
@@ -18,8 +20,6 @@ from services.simulate import (
     plan_dossier,
     write_history,
 )
-from shared.calendar import LOCAL_TZ, WorkingCalendar
-from shared.reference import REFERENCE_DIR, load_reference
 
 REF = load_reference(REFERENCE_DIR)
 

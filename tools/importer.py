@@ -28,9 +28,16 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from services.intake import domain as reception
-from services.intake.app import MIGRATIONS, SCHEMA
 from services.intake.config import IntakeSettings
-from services.intake.store import CODE_PLACEHOLDER, CodedEvent, IntakeStore, LostRace, Reception
+from services.intake.store import (
+    CODE_PLACEHOLDER,
+    MIGRATIONS,
+    SCHEMA,
+    CodedEvent,
+    IntakeStore,
+    LostRace,
+    Reception,
+)
 from services.processing import domain as processing
 from shared.calendar import WorkingCalendar
 from shared.contract import (

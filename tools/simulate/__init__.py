@@ -21,9 +21,9 @@ return results and applicants rate.
 over past working days, as a historical import file.
 """
 
-from services.simulate.history import write_history
-from services.simulate.live import Outcome, Simulation, now
-from services.simulate.plan import (
+from tools.simulate.history import write_history
+from tools.simulate.live import Outcome, Simulation, now
+from tools.simulate.plan import (
     DAY_SECONDS,
     Plan,
     arrivals,

@@ -8,7 +8,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.simulate.plan import (
+from shared.calendar import LOCAL_TZ, WorkingCalendar
+from shared.reference import REFERENCE_DIR, load_reference
+from tools.simulate.plan import (
     DAY_PROFILE,
     FIRST_HOUR,
     REASONS,
@@ -16,8 +18,6 @@ from services.simulate.plan import (
     dossier_rng,
     plan_dossier,
 )
-from shared.calendar import LOCAL_TZ, WorkingCalendar
-from shared.reference import REFERENCE_DIR, load_reference
 
 # The share of dossiers the counter refuses (mẫu 03): they never enter processing.
 REFUSED_AT_RECEPTION = 0.02

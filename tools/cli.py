@@ -104,7 +104,7 @@ def _token(unit: str, role: str, subject: str) -> int:
 async def _submit_samples(url: str, count: int, seed: int) -> int:
     import httpx
 
-    from services.intake.samples import sample_submission
+    from tools.samples import sample_submission
 
     settings = ServiceSettings()
     rng = random.Random(seed)  # noqa: S311 - sample data, not secrets
@@ -168,9 +168,9 @@ def _report(url: str, scope: str, period: str) -> int:
 def _import(path: str, wait: bool) -> int:
     from pathlib import Path
 
-    from services.importer import count_lines, drain_outbox, run_import
     from services.intake.config import IntakeSettings
     from shared.progress import Progress
+    from tools.importer import count_lines, drain_outbox, run_import
 
     source = Path(path)
     if not source.is_file():
@@ -198,8 +198,8 @@ def _import(path: str, wait: bool) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from services.simulate import Simulation, expected_arrivals, now, write_history
     from shared.progress import Progress
+    from tools.simulate import Simulation, expected_arrivals, now, write_history
 
     if args.write_import:
         lines = write_history(

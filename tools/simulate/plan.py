@@ -7,8 +7,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.intake.samples import personal_id, tax_code
 from shared.reference import Procedure, ReferenceData, Unit
+from tools.samples import personal_id, tax_code
 
 DAY_SECONDS = 40.0
 FIRST_HOUR = 7

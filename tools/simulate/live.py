@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 
-from services.simulate.plan import REASONS, Plan, arrivals, choose_units, dossier_rng, plan_dossier
 from shared.auth import mint
 from shared.progress import Progress
 from shared.reference import REFERENCE_DIR, load_reference
+from tools.simulate.plan import REASONS, Plan, arrivals, choose_units, dossier_rng, plan_dossier
 
 WAIT_SECONDS = 30.0  # how long to wait for the other service to catch up (Kafka in between)
 # The summary lists outcomes in the order they happen to a dossier.

@@ -1,0 +1,157 @@
+"""RFC 9457 problem+json: the error every API answers, its handlers and its OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.logging import get_logger
+
+_log = get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error the client can act on, rendered as problem+json."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        kind: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.kind = kind or title.lower().replace(" ", "-")
+        self.errors = errors or []
+
+
+def problem_response(
+    status: int, title: str, detail: str, *, kind: str, errors: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://motcua.example/problems/{kind}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Never echo the input back: it may be a national ID.
+    return [
+        {
+            "field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
+            "reason": err["msg"],
+        }
+        for err in exc.errors()
+    ]
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="dotted path of the field in the request")
+    reason: str
+
+
+class ProblemDocument(BaseModel):
+    """Every error answer (RFC 9457 `application/problem+json`); for the OpenAPI document."""
+
+    type: str = Field(description="URI naming the kind of problem")
+    title: str
+    status: int
+    detail: str = Field(description="the reason, in words")
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="per field, when the request is invalid (never echoes input)"
+    )
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Say in the OpenAPI document what the handlers below do: every error is a problem
+    document (FastAPI would advertise its own JSON validation error for 422)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # cached on the app: completed once, here
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "ProblemDocument" in components:
+            return schema
+        own = ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(own.pop("$defs", {}))
+        components["ProblemDocument"] = own
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}}
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.setdefault("responses", {})
+                for code, response in responses.items():
+                    if code.isdigit() and int(code) >= 400:
+                        response["content"] = problem
+                responses.setdefault(
+                    "default",
+                    {"description": "Any other error, as a problem document", "content": problem},
+                )
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error as a problem document, and document it so in the OpenAPI."""
+    _document_problems(app)
+
+    async def on_problem(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return problem_response(exc.status, exc.title, exc.detail, kind=exc.kind, errors=exc.errors)
+
+    async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return problem_response(
+            422,
+            "Invalid request",
+            "The request does not satisfy the schema",
+            kind="invalid-request",
+            errors=_field_errors(exc),
+        )
+
+    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        title = {
+            404: "Not found",
+            405: "Method not allowed",
+            401: "Unauthorized",
+            413: "Payload too large",
+            415: "Unsupported media type",
+        }.get(exc.status_code, "HTTP error")
+        return problem_response(
+            exc.status_code, title, str(exc.detail), kind=title.lower().replace(" ", "-")
+        )
+
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # The details go to the log (masked), never to the client.
+        _log.error("unhandled error", error=repr(exc), exc_info=exc)
+        return problem_response(
+            500,
+            "Internal error",
+            "The server could not complete the request",
+            kind="internal-error",
+        )
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)

@@ -1,0 +1,1 @@
+"""Tools around the services: the CLI, the importer, the simulator, sample data, AsyncAPI."""
