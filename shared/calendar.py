@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from importlib.metadata import version
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,64 @@ class Timeliness(StrEnum):
     LATE = "late"
 
 
+@dataclass(frozen=True, slots=True)
+class Announced:
+    """A day the calendar departs from Monday–Friday on (a holiday, a day off given in exchange,
+    a Saturday worked in exchange), and where it comes from."""
+
+    day: date
+    working: bool
+    name: str
+    source: str
+
+
+def _override_entries(
+    values: list[str | dict[str, str]], origin: str
+) -> list[tuple[date, str, str]]:
+    # An entry is a date, or {"date": ..., "name": ..., "source": ...} naming the decision.
+    entries = []
+    for value in values:
+        if isinstance(value, str):
+            entries.append((date.fromisoformat(value), "", origin))
+        else:
+            entries.append(
+                (
+                    date.fromisoformat(value["date"]),
+                    value.get("name", ""),
+                    value.get("source", origin),
+                )
+            )
+    return entries
+
+
+def announced_days(years: Iterable[int], override: Path | None = None) -> list[Announced]:
+    """The holidays and swap days of those years, each with its source: the `holidays` package
+    (which cites the Labor Code and the government's announcements), then the override file.
+
+    The override is JSON: {"days_off": ["2026-01-02"], "workdays": ["2026-01-10"]}, where an entry
+    may also be {"date": "2026-01-02", "name": "...", "source": "the announcement"}. A workday
+    announced anywhere wins over a day off on the same date.
+    """
+    vn = holidays.country_holidays("VN", years=list(years))
+    package = f"holidays {version('holidays')} (VN)"
+    found: dict[tuple[date, bool], Announced] = {}
+    for day, name in sorted(vn.items()):
+        found[(day, False)] = Announced(day, False, name, package)
+    for day in sorted(getattr(vn, "weekend_workdays", set())):
+        found[(day, True)] = Announced(day, True, "Working day in exchange", package)
+    if override is not None:
+        data = json.loads(override.read_text())
+        origin = f"override {override.name}"
+        for working, key in ((False, "days_off"), (True, "workdays")):
+            for day, name, source in _override_entries(data.get(key, []), origin):
+                found[(day, working)] = Announced(day, working, name, source)
+    workdays = {day for day, working in found if working}
+    return sorted(
+        (a for a in found.values() if a.working or a.day not in workdays),
+        key=lambda a: a.day,
+    )
+
+
 @dataclass(frozen=True)
 class WorkingCalendar:
     """Monday–Friday, minus public holidays and local days off, plus government swap workdays."""
@@ -42,19 +101,13 @@ class WorkingCalendar:
 
     @classmethod
     def vietnam(cls, years: Iterable[int], override: Path | None = None) -> WorkingCalendar:
-        """Vietnam's holidays and swap days from the `holidays` package, plus a local override file.
-
-        The override is JSON: {"days_off": ["2026-01-02"], "workdays": ["2026-01-10"]}.
-        """
-        vn = holidays.country_holidays("VN", years=list(years))
-        days_off = set(vn.keys())
-        workdays = {d for d in getattr(vn, "weekend_workdays", set())}
-        if override is not None:
-            data = json.loads(override.read_text())
-            days_off |= {date.fromisoformat(d) for d in data.get("days_off", [])}
-            workdays |= {date.fromisoformat(d) for d in data.get("workdays", [])}
-            days_off -= {date.fromisoformat(d) for d in data.get("workdays", [])}
-        return cls(frozenset(days_off), frozenset(workdays))
+        """Vietnam's holidays and swap days from the `holidays` package, plus a local override file
+        (see `announced_days`)."""
+        announced = announced_days(years, override)
+        return cls(
+            frozenset(a.day for a in announced if not a.working),
+            frozenset(a.day for a in announced if a.working),
+        )
 
     def is_working_day(self, day: date) -> bool:
         if day in self.extra_workdays:

@@ -1,0 +1,1 @@
+"""Generators of the versioned reference data files (the administrative maps) from kept packages."""
