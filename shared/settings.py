@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.contract import Topics
 from shared.reference import REFERENCE_DIR
@@ -15,6 +17,7 @@ from shared.reference import REFERENCE_DIR
 # Only for development and tests; production refuses to start with it.
 DEV_ID_HASH_KEY = "motcua-development-only-key"
 DEV_TOKEN_KEY = "motcua-development-only-token-key"  # noqa: S105 - refused in production
+PREFIX = "MOTCUA_"
 
 
 class Environment(StrEnum):
@@ -23,10 +26,55 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class SettingsError(ValueError):
+    """A setting that cannot be read; the message names the variable, never the value."""
+
+
+class SettingsFiles(PydanticBaseSettingsSource):
+    """`MOTCUA_<NAME>_FILE`: the setting read from a file, as Kubernetes and Docker mount secrets.
+
+    Surrounding whitespace is dropped (a secret file usually ends with a newline). Setting both the
+    variable and its `_FILE` twin is refused: which one wins would be a guess.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        # Unused: __call__ reads every field at once.
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        # The variables' names are case-insensitive, as for the environment source.
+        environ = {name.upper(): value for name, value in os.environ.items()}
+        values: dict[str, Any] = {}
+        for name in self.settings_cls.model_fields:
+            variable = f"{PREFIX}{name.upper()}"
+            path = environ.get(f"{variable}_FILE")
+            if path is None:
+                continue
+            if variable in environ:
+                raise SettingsError(f"{variable} and {variable}_FILE are both set: set only one")
+            values[name] = read_setting_file(f"{variable}_FILE", Path(path))
+        return values
+
+
+def read_setting_file(variable: str, path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        # The path is configuration, not a secret; the exception's own text could quote content.
+        raise SettingsError(f"{variable}: cannot read {path} ({type(exc).__name__})") from None
+    if not text:
+        raise SettingsError(f"{variable}: {path} is empty")
+    return text
+
+
 class ServiceSettings(BaseSettings):
     """What every service needs; each service subclasses it with its own fields."""
 
-    model_config = SettingsConfigDict(env_prefix="MOTCUA_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused value must never be printed, and the input of the checks
+    # below is every setting, secrets included.
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     environment: Environment = Environment.DEVELOPMENT
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -51,6 +99,23 @@ class ServiceSettings(BaseSettings):
     # Comma-separated HS256 keys; the first signs development tokens, all verify (key rotation).
     token_keys: SecretStr = SecretStr(DEV_TOKEN_KEY)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            SettingsFiles(settings_cls),
+            env_settings,
+            dotenv_settings,
+            file_secret_settings,
+        )
+
     @property
     def topics(self) -> Topics:
         return Topics(self.kafka_topic_prefix)
@@ -58,6 +123,20 @@ class ServiceSettings(BaseSettings):
     @property
     def token_key_list(self) -> list[str]:
         return [k.strip() for k in self.token_keys.get_secret_value().split(",") if k.strip()]
+
+    # The messages name the variable and the rule, never the value (nor a part of it).
+    @model_validator(mode="after")
+    def _refuse_unusable_keys(self) -> Self:
+        keys = self.token_key_list
+        if not keys:
+            raise ValueError("MOTCUA_TOKEN_KEYS holds no key")
+        hash_key = self.id_hash_key.get_secret_value()
+        if not hash_key:
+            raise ValueError("MOTCUA_ID_HASH_KEY must not be empty")
+        # One key for both would let whoever verifies tokens recompute applicants' references.
+        if hash_key.strip() in keys:
+            raise ValueError("MOTCUA_ID_HASH_KEY must differ from every key of MOTCUA_TOKEN_KEYS")
+        return self
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Self:

@@ -3,16 +3,38 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import motcua_local
 import pytest
 
-from tests.harness import ServiceProcess
+from tests.harness import ServiceProcess, stop_leftover_services
+
+
+class Terminated(KeyboardInterrupt):
+    """pytest was asked to stop by a signal: ended as Ctrl-C ends it, so that teardown runs."""
+
+
+def _terminated(signum: int, _frame: FrameType | None) -> None:
+    # Once: a second signal must not interrupt the teardown that stops the servers.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    raise Terminated(signal.Signals(signum).name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM and SIGHUP end pytest on the spot, skipping teardown: the broker and the database
+    # run in sessions of their own (Ctrl-C must reach the tests, not them) and would outlive it.
+    # On a KeyboardInterrupt pytest stops and tears the fixtures down; asyncio lets one out of a
+    # running loop, where another exception would stay in the task it hit.
+    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGHUP, _terminated)
 
 
 @dataclass(frozen=True)
@@ -51,7 +73,10 @@ def platform() -> Iterator[Platform]:
     base = Path(tempfile.mkdtemp(prefix="motcua-test-"))
     try:
         with motcua_local.throwaway(base) as (kafka, postgres):
-            yield Platform(kafka, postgres)
+            try:
+                yield Platform(kafka, postgres)
+            finally:
+                stop_leftover_services()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -70,21 +95,29 @@ def isolated(platform: Platform) -> Isolated:
 @pytest.fixture
 def own_kafka(tmp_path: Path) -> Iterator[motcua_local.Kafka]:
     """A broker of this test's own: stopping it must not disturb the other tests."""
+    guard = motcua_local.Guard()
     kafka = motcua_local.Kafka(
-        tmp_path / "kafka", motcua_local.free_port(), motcua_local.free_port()
+        tmp_path / "kafka", motcua_local.free_port(), motcua_local.free_port(), guard=guard
     )
-    kafka.start()
-    yield kafka
-    kafka.stop()
+    try:
+        kafka.start()  # a start that fails may leave the broker running
+        yield kafka
+    finally:
+        kafka.stop()
+        guard.release()
 
 
 @pytest.fixture
 def own_postgres(tmp_path: Path) -> Iterator[motcua_local.Postgres]:
     """A database server of this test's own: stopping it must not disturb the other tests."""
-    postgres = motcua_local.Postgres(tmp_path / "pg", motcua_local.free_port())
-    postgres.start()
-    yield postgres
-    postgres.stop()
+    guard = motcua_local.Guard()
+    postgres = motcua_local.Postgres(tmp_path / "pg", motcua_local.free_port(), guard=guard)
+    try:
+        postgres.start()
+        yield postgres
+    finally:
+        postgres.stop()
+        guard.release()
 
 
 class Services:

@@ -24,6 +24,44 @@ from shared.settings import DEV_TOKEN_KEY
 REPO = Path(__file__).resolve().parents[1]
 
 
+class _Started:
+    """Service processes started and not stopped yet. The session stops those a test left behind
+    (one that failed between starting them and its own cleanup) before their broker and database;
+    a guard stops them if pytest dies without its teardown (SIGKILL)."""
+
+    def __init__(self) -> None:
+        self.running: dict[ServiceProcess, int] = {}
+        self.guard: motcua_local.Guard | None = None
+
+    def add(self, proc: ServiceProcess, pid: int) -> None:
+        if self.guard is None:
+            self.guard = motcua_local.Guard()
+        # Those that ended on their own: their pids may soon be other processes'.
+        for ended in [p for p in self.running if not p.alive()]:
+            self.discard(ended)
+        self.running[proc] = pid
+        self.guard.watch("pid", str(pid))
+
+    def discard(self, proc: ServiceProcess) -> None:
+        pid = self.running.pop(proc, None)
+        if pid is not None and self.guard is not None:
+            self.guard.forget("pid", str(pid))
+
+    def stop_all(self) -> None:
+        for proc in list(self.running):
+            proc.stop()
+        if self.guard is not None:
+            self.guard.release()
+            self.guard = None
+
+
+_STARTED = _Started()
+
+
+def stop_leftover_services() -> None:
+    _STARTED.stop_all()
+
+
 class ServiceProcess:
     def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
         self.name = name
@@ -53,6 +91,7 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        _STARTED.add(self, self.proc.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -70,6 +109,7 @@ class ServiceProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+        _STARTED.discard(self)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -78,6 +118,7 @@ class ServiceProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        _STARTED.discard(self)
 
     def logs(self) -> str:
         return self.log_path.read_text()

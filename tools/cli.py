@@ -14,10 +14,11 @@ from types import FrameType
 
 import uvicorn
 import uvloop
+from pydantic import ValidationError
 
 from shared.auth import mint
 from shared.lifecycle import Shutdown
-from shared.settings import ServiceSettings
+from shared.settings import Environment, ServiceSettings, SettingsError
 
 SERVICES = ("intake", "processing", "metrics")
 
@@ -85,14 +86,30 @@ def _serve(name: str, port: int | None) -> int:
     return 0 if server.started else 3
 
 
-def _token(unit: str, role: str, subject: str) -> int:
+def _development_key(command: str) -> str | None:
+    """The key that signs development tokens; None (said on stderr) with production settings,
+    where tokens come from the identity provider and a minted one would pass as an officer's."""
     settings = ServiceSettings()
+    if settings.environment is Environment.PRODUCTION:
+        print(
+            f"motcua {command}: refused with production settings (MOTCUA_ENVIRONMENT=production):"
+            " tokens are minted for development and tests only",
+            file=sys.stderr,
+        )
+        return None
+    return settings.token_key_list[0]
+
+
+def _token(unit: str, role: str, subject: str) -> int:
+    key = _development_key("token")
+    if key is None:
+        return 2
     if role not in ("counter", "officer"):
         print("role must be counter or officer", file=sys.stderr)
         return 2
     print(
         mint(
-            settings.token_key_list[0],
+            key,
             unit=unit,
             role="counter" if role == "counter" else "officer",
             subject=subject,
@@ -106,15 +123,15 @@ async def _submit_samples(url: str, count: int, seed: int) -> int:
 
     from tools.samples import sample_submission
 
-    settings = ServiceSettings()
+    key = _development_key("submit-samples")
+    if key is None:
+        return 2
     rng = random.Random(seed)  # noqa: S311 - sample data, not secrets
     failures = 0
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         for i in range(count):
             unit, body = sample_submission(rng)
-            token = mint(
-                settings.token_key_list[0], unit=unit, role="counter", subject=f"demo-counter-{i}"
-            )
+            token = mint(key, unit=unit, role="counter", subject=f"demo-counter-{i}")
             response = await client.post(
                 "/v1/dossiers", json=body, headers={"Authorization": f"Bearer {token}"}
             )
@@ -211,11 +228,13 @@ def _simulate(args: argparse.Namespace) -> int:
         )
         print(f"wrote {lines} dossiers over {args.days} days to {args.write_import}")
         return 0
-    settings = ServiceSettings()
+    key = _development_key("simulate")
+    if key is None:
+        return 2
     simulation = Simulation(
         args.intake,
         args.processing,
-        key=settings.token_key_list[0],
+        key=key,
         seed=args.seed,
         units=args.units,
         pace=args.pace,
@@ -339,7 +358,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "token": lambda: _token(args.unit, args.role, args.subject),
         "submit-samples": lambda: asyncio.run(_submit_samples(args.url, args.count, args.seed)),
     }
-    return commands[args.command]()
+    try:
+        return commands[args.command]()
+    except (ValidationError, SettingsError) as exc:
+        # The messages name the variables and the rules, never a value (shared/settings.py).
+        print(f"motcua {args.command}: invalid settings: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -86,6 +86,71 @@ def _require(tool: str, hint: str) -> str:
     return found
 
 
+# --------------------------------------------------------------------------- the guard
+
+
+class Guard:
+    """A process of its own that stops the servers it watches once this process is gone.
+
+    The broker and the cluster run in sessions of their own (Ctrl-C must reach the tests, not
+    them), so nothing stops them if their starter dies without its cleanup: SIGKILL, an OOM kill.
+    The guard reads what to watch from a pipe; the pipe closing without a release (the starter
+    gone, however it ended) is its cue to stop what it still watches.
+    """
+
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "guard"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
+        )
+
+    def _say(self, line: str) -> None:
+        assert self._proc.stdin is not None
+        # A guard that is gone cannot be told; the caller stops its servers itself all the same.
+        with contextlib.suppress(BrokenPipeError):
+            self._proc.stdin.write(line + "\n")
+            self._proc.stdin.flush()
+
+    def watch(self, kind: str, what: str) -> None:
+        """`pid <n>` (stopped by signal) or `pgdata <directory>` (stopped by pg_ctl)."""
+        self._say(f"watch {kind} {what}")
+
+    def forget(self, kind: str, what: str) -> None:
+        """Stopped already: a pid may be another process's by the time the guard acts."""
+        self._say(f"forget {kind} {what}")
+
+    def release(self) -> None:
+        """Everything watched was stopped: the guard ends without acting."""
+        assert self._proc.stdin is not None
+        self._say("done")
+        with contextlib.suppress(BrokenPipeError):
+            self._proc.stdin.close()
+        self._proc.wait()
+
+
+def guard(lines: Iterator[str]) -> None:
+    """The guard's side: follow what to watch until the pipe closes; then stop it, unless told
+    it is done."""
+    watched: set[tuple[str, str]] = set()
+    for line in lines:
+        verb, _, rest = line.strip().partition(" ")
+        kind, _, what = rest.partition(" ")
+        if verb == "done":
+            return
+        if verb == "watch":
+            watched.add((kind, what))
+        elif verb == "forget":
+            watched.discard((kind, what))
+    for kind, what in watched:
+        if kind == "pid":
+            stop_pid(int(what), timeout=60.0)
+        elif kind == "pgdata":
+            stop_cluster(Path(what))
+
+
 # --------------------------------------------------------------------------- Kafka
 
 _KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -162,6 +227,7 @@ class Kafka:
     pid: int | None = None
     # Kept so the child is reaped by us, not reported by Popen.__del__ as still running.
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    guard: Guard | None = field(default=None, repr=False)
 
     @property
     def bootstrap(self) -> str:
@@ -248,6 +314,8 @@ class Kafka:
             )
         self.pid = proc.pid
         self.proc = proc
+        if self.guard is not None:
+            self.guard.watch("pid", str(proc.pid))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -263,6 +331,8 @@ class Kafka:
     def stop(self) -> None:
         if self.pid is not None:
             stop_pid(self.pid, timeout=60.0)
+            if self.guard is not None:
+                self.guard.forget("pid", str(self.pid))
         if self.proc is not None:
             self.proc.wait()
 
@@ -286,6 +356,15 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return cmd
 
 
+def stop_cluster(pgdata: Path) -> None:
+    if (pgdata / "postmaster.pid").exists():
+        subprocess.run(
+            _as_postgres([_pg_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]),
+            check=False,
+            capture_output=True,
+        )
+
+
 @dataclass
 class Postgres:
     """A throwaway PostgreSQL cluster made with initdb, listening on 127.0.0.1 with trust auth."""
@@ -293,6 +372,7 @@ class Postgres:
     data_dir: Path
     port: int
     pid: int | None = None
+    guard: Guard | None = field(default=None, repr=False)
 
     @property
     def dsn(self) -> str:
@@ -335,6 +415,8 @@ class Postgres:
                 check=True,
                 capture_output=True,
             )
+        if self.guard is not None:
+            self.guard.watch("pgdata", str(pgdata))
         log = self.data_dir / "postgres.log"
         options = (
             f"-p {self.port} -h 127.0.0.1 -k {self.data_dir} -c fsync=on "
@@ -362,14 +444,14 @@ class Postgres:
         pidfile = pgdata / "postmaster.pid"
         self.pid = int(pidfile.read_text().splitlines()[0])
 
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
     def stop(self) -> None:
-        pgdata = self.data_dir / "pgdata"
-        if (pgdata / "postmaster.pid").exists():
-            subprocess.run(
-                _as_postgres([_pg_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]),
-                check=False,
-                capture_output=True,
-            )
+        stop_cluster(self.pgdata)
+        if self.guard is not None:
+            self.guard.forget("pgdata", str(self.pgdata))
 
     def create_database(self, name: str) -> str:
         psql = _pg_bin("psql")
@@ -649,9 +731,11 @@ def down() -> None:
 
 @contextlib.contextmanager
 def throwaway(base: Path) -> Iterator[tuple[Kafka, Postgres]]:
-    """A broker and a cluster on free ports under `base`, stopped on exit (for the tests)."""
-    kafka = Kafka(base / "kafka", free_port(), free_port())
-    postgres = Postgres(base / "postgres", free_port())
+    """A broker and a cluster on free ports under `base`, stopped on exit (for the tests), and
+    by a guard if this process dies without its cleanup."""
+    watch = Guard()
+    kafka = Kafka(base / "kafka", free_port(), free_port(), guard=watch)
+    postgres = Postgres(base / "postgres", free_port(), guard=watch)
     try:
         postgres.start()
         kafka.start()
@@ -659,14 +743,18 @@ def throwaway(base: Path) -> Iterator[tuple[Kafka, Postgres]]:
     finally:
         kafka.stop()
         postgres.stop()
+        watch.release()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="motcua-local", description=__doc__)
-    parser.add_argument("command", choices=["up", "status", "down", "fetch"])
+    # guard: internal, started by Guard (instructions on stdin).
+    parser.add_argument("command", choices=["up", "status", "down", "fetch", "guard"])
     args = parser.parse_args(argv)
     try:
-        if args.command == "fetch":
+        if args.command == "guard":
+            guard(iter(sys.stdin))
+        elif args.command == "fetch":
             print(ensure_kafka_libs())
         elif args.command == "up":
             up()

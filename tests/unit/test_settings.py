@@ -1,0 +1,185 @@
+"""Settings: defaults that run a development machine, refusals that never print a secret."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from shared.settings import (
+    DEV_ID_HASH_KEY,
+    DEV_TOKEN_KEY,
+    Environment,
+    ServiceSettings,
+    SettingsError,
+)
+from tools import cli
+
+HASH_KEY = "h" * 31 + "-hash-secret-value"
+TOKEN_KEY = "t" * 31 + "-token-secret-value"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No MOTCUA_* variable of the machine running the tests leaks into them."""
+    for name in list(os.environ):
+        if name.upper().startswith("MOTCUA_"):
+            monkeypatch.delenv(name)
+
+
+def production(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
+    monkeypatch.setenv("MOTCUA_ENVIRONMENT", "production")
+    for name, value in variables.items():
+        monkeypatch.setenv(f"MOTCUA_{name.upper()}", value)
+
+
+def refusal(secret: str) -> str:
+    """The message of the refused settings, checked not to carry the secret nor its tail."""
+    with pytest.raises((ValidationError, SettingsError)) as refused:
+        ServiceSettings()
+    message = str(refused.value)
+    for part in (secret, secret[-8:], secret[:8]):
+        assert part not in message, message
+    return message
+
+
+def test_the_defaults_run_a_development_machine() -> None:
+    settings = ServiceSettings()
+    assert settings.environment is Environment.DEVELOPMENT
+    assert settings.token_key_list == [DEV_TOKEN_KEY]
+    assert settings.id_hash_key.get_secret_value() == DEV_ID_HASH_KEY
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert settings.topics.dossier_events == "motcua.dossier-events.v1"
+
+
+def test_the_environment_sets_each_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOTCUA_KAFKA_TOPIC_PREFIX", "t1.")
+    monkeypatch.setenv("motcua_consumers", "3")  # names are case-insensitive
+    monkeypatch.setenv("MOTCUA_TOKEN_KEYS", f" {TOKEN_KEY} , , other-key ")
+    settings = ServiceSettings()
+    assert settings.topics.dossier_events == "t1.motcua.dossier-events.v1"
+    assert settings.consumers == 3
+    assert settings.token_key_list == [TOKEN_KEY, "other-key"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("consumers", "0"),
+        ("http_port", "70000"),
+        ("kafka_topic_prefix", "a b"),
+        ("environment", "x"),
+    ],
+)
+def test_values_out_of_their_range_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"MOTCUA_{name.upper()}", value)
+    with pytest.raises(ValidationError, match=name):
+        ServiceSettings()
+
+
+def test_production_refuses_the_development_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch, token_keys=TOKEN_KEY)
+    assert "MOTCUA_ID_HASH_KEY must be set" in refusal(DEV_ID_HASH_KEY)
+    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=f"{TOKEN_KEY},{DEV_TOKEN_KEY}")
+    assert "must not contain the development key" in refusal(DEV_TOKEN_KEY)
+
+
+def test_production_accepts_long_distinct_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=TOKEN_KEY)
+    assert ServiceSettings().environment is Environment.PRODUCTION
+
+
+@pytest.mark.parametrize("short", ["abc", "a-secret-of-31-characters-xxxxx"])
+def test_a_short_secret_is_refused_without_being_printed(
+    monkeypatch: pytest.MonkeyPatch, short: str
+) -> None:
+    production(monkeypatch, id_hash_key=short, token_keys=TOKEN_KEY)
+    assert "MOTCUA_ID_HASH_KEY must be at least 32 characters" in refusal(short)
+    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=f"{TOKEN_KEY},{short}")
+    message = refusal(short)
+    assert "each of MOTCUA_TOKEN_KEYS must be at least 32 characters" in message
+    assert TOKEN_KEY[-8:] not in message and HASH_KEY[-8:] not in message
+
+
+def test_a_wrongly_typed_secret_is_not_printed_either(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOTCUA_DATABASE_POOL_SIZE", "postgresql://u:hunter2-secret@db/x")
+    refusal("hunter2-secret")
+
+
+@pytest.mark.parametrize("keys", ["", ",,,", " , "])
+def test_an_empty_key_list_is_refused_in_every_environment(
+    monkeypatch: pytest.MonkeyPatch, keys: str
+) -> None:
+    monkeypatch.setenv("MOTCUA_TOKEN_KEYS", keys)
+    assert "MOTCUA_TOKEN_KEYS holds no key" in refusal(DEV_TOKEN_KEY)
+
+
+def test_one_key_for_hashing_and_signing_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=f"{TOKEN_KEY},{HASH_KEY}")
+    assert "MOTCUA_ID_HASH_KEY must differ" in refusal(HASH_KEY)
+    monkeypatch.setenv("MOTCUA_ENVIRONMENT", "development")
+    monkeypatch.setenv("MOTCUA_TOKEN_KEYS", HASH_KEY)
+    refusal(HASH_KEY)
+
+
+def test_secrets_are_read_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "hash").write_text(HASH_KEY + "\n")  # as `kubectl create secret --from-file`
+    (tmp_path / "tokens").write_text(f"{TOKEN_KEY},{TOKEN_KEY[::-1]}\n")
+    (tmp_path / "url").write_text("postgresql://motcua:pw@db/motcua")
+    production(monkeypatch)
+    monkeypatch.setenv("MOTCUA_ID_HASH_KEY_FILE", str(tmp_path / "hash"))
+    monkeypatch.setenv("MOTCUA_TOKEN_KEYS_FILE", str(tmp_path / "tokens"))
+    monkeypatch.setenv("motcua_database_url_file", str(tmp_path / "url"))
+    settings = ServiceSettings()
+    assert settings.id_hash_key.get_secret_value() == HASH_KEY
+    assert settings.token_key_list == [TOKEN_KEY, TOKEN_KEY[::-1]]
+    assert settings.database_url == "postgresql://motcua:pw@db/motcua"
+
+
+def test_a_setting_given_twice_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "hash").write_text(HASH_KEY)
+    monkeypatch.setenv("MOTCUA_ID_HASH_KEY_FILE", str(tmp_path / "hash"))
+    monkeypatch.setenv("MOTCUA_ID_HASH_KEY", TOKEN_KEY)
+    message = refusal(HASH_KEY)
+    assert "MOTCUA_ID_HASH_KEY and MOTCUA_ID_HASH_KEY_FILE are both set" in message
+    assert TOKEN_KEY[-8:] not in message
+
+
+def test_a_missing_or_empty_secret_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MOTCUA_TOKEN_KEYS_FILE", str(tmp_path / "absent"))
+    assert "MOTCUA_TOKEN_KEYS_FILE: cannot read" in refusal(DEV_TOKEN_KEY)
+    (tmp_path / "empty").write_text("\n")
+    monkeypatch.setenv("MOTCUA_TOKEN_KEYS_FILE", str(tmp_path / "empty"))
+    assert "is empty" in refusal(DEV_TOKEN_KEY)
+
+
+def test_motcua_token_mints_with_development_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["token", "--unit", "T001.H01", "--role", "officer"]) == 0
+    assert capsys.readouterr().out.count(".") == 2  # header.claims.signature
+
+
+@pytest.mark.parametrize("command", [["token", "--unit", "T001.H01"], ["submit-samples"]])
+def test_motcua_refuses_to_mint_with_production_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=TOKEN_KEY)
+    assert cli.main(command) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "refused with production settings" in err
+    assert TOKEN_KEY[-8:] not in err
+
+
+def test_motcua_says_which_setting_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MOTCUA_TOKEN_KEYS", ",,,")
+    assert cli.main(["token", "--unit", "T001.H01"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid settings" in err and "MOTCUA_TOKEN_KEYS holds no key" in err
