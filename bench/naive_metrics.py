@@ -16,6 +16,7 @@ from faststream.kafka import KafkaMessage
 from bench.common import consume_until_stopped
 from services.metrics.config import MetricsSettings
 from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
+from services.metrics.workflow import count_events
 from shared.contract import decode_status_event
 from shared.db import prepare
 from shared.kafka import make_broker
@@ -36,7 +37,7 @@ async def main() -> None:
     )
     async def handle(body: Any, message: KafkaMessage) -> None:
         # `body` is FastStream's decoded JSON; the raw bytes go through our own contract.
-        await store.apply([decode_status_event(message.body)])
+        await count_events(store, [decode_status_event(message.body)])
 
     await consume_until_stopped(broker)
 

@@ -1,11 +1,12 @@
-"""How every motcua consumer reads Kafka: batches of raw records, acknowledged only after commit.
+"""How every motcua consumer reads Kafka: batches of raw records, acknowledged only after commit,
+through one pattern (decode, dead-letter the invalid, apply with retries, isolate the poison).
 
 FastStream's Kafka default (ACK_FIRST) is at-most-once; here offsets are committed after the
 handler's database transaction, and an unexpected error rewinds the batch (NACK_ON_ERROR) so it is
 delivered again. Handlers are idempotent, so redelivery changes nothing.
 
 Every consumer is measured the same way (shared/consumer_metrics.py): the batch's size and
-duration here, what it applied by its handler.
+duration here, what it applied by `EventConsumer`.
 """
 
 from __future__ import annotations
@@ -14,20 +15,30 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
-from pydantic import SkipValidation
+from pydantic import SkipValidation, ValidationError
 
-from shared.consumer_metrics import BatchConsumers, telemetry_of
-from shared.kafka import TopicCheck, start_when_available
+from shared.consumer_metrics import BatchConsumers, record_applied, telemetry_of
+from shared.contract import Topics
+from shared.kafka import (
+    DEAD_LETTERS,
+    DeadLetterReason,
+    count_dead_letters,
+    dead_letter,
+    validation_reason,
+)
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 
+# The error classes every consumer (and every loop on the database) decides by, here only.
+#
 # Transient: the database is unreachable or busy. Retried with backoff, never dead-lettered.
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -41,6 +52,23 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
 )
+# Poison candidates: this data may never be stored or computed (a value out of a column's range,
+# text the database refuses, a date past the calendar). `is_poison` decides; anything that is
+# neither transient nor poison is a bug: the batch is redelivered and the consumer stops there.
+POISON_ERRORS: tuple[type[BaseException], ...] = (asyncpg.exceptions.DataError, OverflowError)
+
+
+def is_poison(exc: BaseException) -> bool:
+    """The database refused the data (its own error, with a severity), or a computation on it
+    overflowed.
+
+    asyncpg raises DataError on the client side too, for an argument it cannot encode: that is
+    our code's fault, the same for every event, and must stop the consumer rather than
+    dead-letter the whole topic one event at a time.
+    """
+    if isinstance(exc, asyncpg.exceptions.DataError):
+        return getattr(exc, "severity", None) is not None
+    return isinstance(exc, OverflowError)
 
 
 class Record(Protocol):
@@ -119,6 +147,148 @@ async def retry_transient(
             return
 
 
+class Event(Protocol):
+    """What the pattern reads of a decoded event: its type (for a dead letter's reason) and its
+    time (for the consumer's freshness)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+
+
+E = TypeVar("E", bound=Event)
+# How a service's `apply` refuses one event of its batch by its own rules (reason, detail).
+Refuse = Callable[[E, DeadLetterReason, str], Awaitable[None]]
+# A service's `apply`: the events in one transaction; how many were applied for the first time.
+Apply = Callable[[Sequence[E], Refuse[E]], Awaitable[int]]
+
+
+class Refusals(Protocol):
+    """Where a consumer sends a record it can never apply, with why (`reason`, and `detail` in
+    words, never the values): the dead-letter topic, or a log line for a mere read model."""
+
+    async def __call__(self, record: Record, reason: DeadLetterReason, detail: str) -> None: ...
+
+
+def dead_letter_topic(broker: KafkaBroker, topics: Topics, consumer: str) -> Refusals:
+    """Refusals published to the dead-letter topic, awaited before the source offset commits."""
+    count_dead_letters(consumer)
+
+    async def send(record: Record, reason: DeadLetterReason, detail: str) -> None:
+        await dead_letter(
+            broker,
+            topics,
+            value=record.value or b"",
+            key=record.key,
+            reason=reason,
+            detail=detail,
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            consumer=consumer,
+        )
+
+    return send
+
+
+def counted_only(consumer: str) -> Refusals:
+    """Refusals only counted, for a consumer with nowhere to publish (a rebuild from the log:
+    the service's own consumer dead-lettered them when it first read them)."""
+    count_dead_letters(consumer)
+
+    async def count(record: Record, reason: DeadLetterReason, detail: str) -> None:
+        DEAD_LETTERS.labels(consumer, reason.value).inc()
+
+    return count
+
+
+class EventConsumer(Generic[E]):
+    """The one consumer pattern: a batch handler for `subscribe_batches`, given what differs.
+
+    - `decode` turns a record's value into an event; a pydantic ValidationError makes the record
+      invalid (refused at once, reason `invalid`); None means "not this consumer's business".
+    - `apply` applies events in ONE transaction and returns how many it applied for the first
+      time; an event it refuses by its own rules goes to the `refuse` callback it is given
+      (reason `rejected`), before its transaction commits.
+    - Transient database errors retry the whole batch with backoff (TRANSIENT_DB_ERRORS).
+    - A poison error (`is_poison`) fails the batch's transaction: the batch is applied again one
+      event per transaction, so only the culprit is refused (reason `unapplicable`) and the
+      partition moves on. The fast path stays one transaction per batch.
+    - Any other error is a bug: it escapes, the batch is redelivered, the consumer stops there.
+    """
+
+    def __init__(
+        self,
+        consumer: str,
+        *,
+        decode: Callable[[bytes], E | None],
+        apply: Apply[E],
+        refusals: Refusals,
+        what: str,
+    ) -> None:
+        self.consumer = consumer  # the consumer group, for the consumer metrics
+        self._decode = decode
+        self._apply = apply
+        self._refusals = refusals
+        self._what = what
+
+    async def __call__(self, records: Sequence[Record]) -> None:
+        events: list[E] = []
+        # By identity: each record decodes to its own object, and two records may carry one id.
+        origin: dict[int, Record] = {}
+        for record in records:
+            try:
+                event = self._decode(record.value or b"")
+            except ValidationError as exc:
+                await self._refusals(record, DeadLetterReason.INVALID, validation_reason(exc))
+                continue
+            if event is not None:
+                events.append(event)
+                origin[id(event)] = record
+        if not events:
+            return
+        # Added up across attempts: a transaction that failed adds nothing, and one retried after
+        # a partial isolation finds the events already applied as duplicates.
+        applied = 0
+        # Refused events: their event time is no sign of progress (a refused event may carry any
+        # instant, and would pin the freshness gauge).
+        refused: set[int] = set()
+
+        async def refuse(event: E, reason: DeadLetterReason, detail: str) -> None:
+            refused.add(id(event))
+            await self._refusals(origin[id(event)], reason, detail)
+
+        async def attempt() -> None:
+            nonlocal applied
+            try:
+                applied += await self._apply(events, refuse)
+            except POISON_ERRORS as exc:
+                if not is_poison(exc):
+                    raise
+                # Redelivering the batch would block its partitions forever.
+                log.warning("batch refused, isolating the event", error=type(exc).__name__)
+                applied += await self._isolate(events, refuse)
+
+        await retry_transient(attempt, what=self._what)
+        # The latest event time of the events taken (a duplicate is older than what was applied).
+        taken = [e.occurred_at for e in events if id(e) not in refused]
+        record_applied(self.consumer, applied, max(taken, default=None))
+
+    async def _isolate(self, events: Sequence[E], refuse: Refuse[E]) -> int:
+        """Apply one event per transaction; refuse those the database still cannot take."""
+        applied = 0
+        for event in events:
+            try:
+                applied += await self._apply([event], refuse)
+            except POISON_ERRORS as exc:
+                if not is_poison(exc):
+                    raise
+                detail = f"{event.type} cannot be applied: {type(exc).__name__}"
+                await refuse(event, DeadLetterReason.UNAPPLICABLE, detail)
+        return applied
+
+
 # A value here, not a type: type checkers see SkipValidation[X] as X, not as an expression.
 _SKIP_VALIDATION: Any = SkipValidation
 
@@ -145,7 +315,7 @@ def subscribe_batches(
     subscription in the AsyncAPI documents (shared/asyncapi.py); the handler still gets raw records.
 
     Each batch's size and duration are measured here; the handler reports what it applied
-    (`record_applied`). Start the lag with `watch_lag` on the result (or on
+    (`record_applied`: an `EventConsumer` does). Start the lag with `watch_lag` on the result (or on
     `batch_consumers(broker, group_id)`) once the broker has started.
     """
     telemetry = telemetry_of(group_id)
@@ -187,16 +357,6 @@ def batch_consumers(broker: KafkaBroker, group_id: str) -> BatchConsumers:
     return BatchConsumers(
         group_id, [s for s in broker.subscribers if getattr(s, "group_id", None) == group_id]
     )
-
-
-async def start_consuming(
-    broker: KafkaBroker, topics: TopicCheck, consumers: BatchConsumers, what: str
-) -> None:
-    """Start the broker's consumers once Kafka answers and every topic exists (created, or
-    awaited: see TopicCheck), then measure their lag."""
-    await topics.wait()
-    await start_when_available(broker, what)
-    consumers.watch_lag()
 
 
 __all__ = ["BatchConsumers"]  # re-exported: what subscribe_batches returns

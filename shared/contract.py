@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from shared.calendar import Timeliness
 from shared.ids import uuid7
-from shared.text import nul_fields
+from shared.text import Text, nul_fields
 
 SCHEMA_VERSION = 1
 
@@ -107,7 +107,7 @@ class _Model(BaseModel):
 class DocumentComponent(_Model):
     """A component (thành phần hồ sơ) of the dossier as handed in."""
 
-    code: str = Field(min_length=1, max_length=64)
+    code: Text = Field(min_length=1, max_length=64)
     digitized: bool = False
     reused: bool = False
 

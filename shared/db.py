@@ -1,4 +1,8 @@
-"""PostgreSQL plumbing: a pool per service, numbered .sql migrations under an advisory lock."""
+"""PostgreSQL plumbing: a pool per service, numbered .sql migrations under an advisory lock.
+
+A migration may include DDL kept elsewhere (the outbox's, shared by every service) with psql's
+`\\ir path` (a path relative to the migration's directory): the file is applied in its place, in
+the migration's transaction and schema."""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ log = get_logger(__name__)
 # What a store method receives: a plain connection or one borrowed from the pool.
 Connection = asyncpg.Connection | PoolConnectionProxy
 _MIGRATION = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
+# psql's "include relative" meta-command, alone on its line; the only one a migration may use.
+_INCLUDE = re.compile(r"^[ \t]*\\ir[ \t]+(\S+)[ \t]*$", re.MULTILINE)
 
 
 def _lock_key(schema: str) -> int:
@@ -24,6 +30,7 @@ def _lock_key(schema: str) -> int:
 
 
 def migration_files(directory: Path) -> list[tuple[int, Path]]:
+    """The numbered migrations of a directory, in order; refuses a badly named or missing one."""
     found = []
     for path in sorted(directory.glob("*.sql")):
         match = _MIGRATION.fullmatch(path.name)
@@ -34,6 +41,23 @@ def migration_files(directory: Path) -> list[tuple[int, Path]]:
     if numbers != list(range(1, len(numbers) + 1)):
         raise ValueError(f"migrations in {directory} must be numbered 001, 002, ... without gaps")
     return found
+
+
+def migration_sql(path: Path) -> str:
+    """The statements of a migration file, its `\\ir` lines replaced by the files they name."""
+    text = path.read_text()
+
+    def included(match: re.Match[str]) -> str:
+        target = (path.parent / match.group(1)).resolve()
+        if target.suffix != ".sql":
+            raise ValueError(f"{path.name} includes {match.group(1)}: not a .sql file")
+        sql = target.read_text()
+        # One level: what a migration applies stays readable from the migration itself.
+        if _INCLUDE.search(sql):
+            raise ValueError(f"{target.name}, included by {path.name}, includes another file")
+        return sql
+
+    return _INCLUDE.sub(included, text)
 
 
 async def migrate(conn: asyncpg.Connection, schema: str, directory: Path) -> list[int]:
@@ -55,7 +79,7 @@ async def migrate(conn: asyncpg.Connection, schema: str, directory: Path) -> lis
                 continue
             async with conn.transaction():
                 await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
-                await conn.execute(path.read_text())
+                await conn.execute(migration_sql(path))
                 await conn.execute(
                     f'INSERT INTO "{schema}".schema_migrations (version) VALUES ($1)', number
                 )

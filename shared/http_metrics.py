@@ -187,8 +187,8 @@ def _route_path(scope: dict[str, Any]) -> str:
 class HttpMetrics:
     """ASGI middleware measuring every HTTP request by the template of the route it reaches.
 
-    Add it last (outermost), so that the answers of the other middleware (BodyLimits' 413/415,
-    DirectRoutes' fast routes) are measured with the template of the route they stand for. The
+    Add it last (outermost), so that the answers of the other middleware (BodyLimits' 413/415)
+    are measured with the template of the route they stand for. The
     routes are read at the first request, when the app has them all.
     """
 

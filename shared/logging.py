@@ -12,7 +12,6 @@ import structlog
 
 # Twelve digits standing alone: a personal ID (số định danh). Longer digit runs are left alone.
 _PERSONAL_ID = re.compile(r"(?<!\d)\d{12}(?!\d)")
-MASK = "************"
 
 
 def mask_text(text: str) -> str:

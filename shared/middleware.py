@@ -1,13 +1,8 @@
-"""ASGI middleware of the HTTP services: body limits, and the hot routes called directly."""
+"""ASGI middleware of the HTTP services: the body limits every route shares."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable
 from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
 
 from shared.problems import problem_response
 
@@ -87,47 +82,3 @@ class BodyLimits:
             kind="payload-too-large",
         )
         await response(scope, receive, send)
-
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-class DirectRoutes:
-    """ASGI middleware calling the endpoints of a few hot routes directly.
-
-    Between the middleware and an endpoint, Starlette and FastAPI run their exception middleware,
-    an async exit stack, the routing through included routers and the request handler with its
-    dependency solving: about a fifth of a submission's CPU under the counters' load. An endpoint
-    that takes only the Request and returns a Response needs none of it. Its exceptions go to the
-    app's own exception handlers, so the responses are the ones the framework would send; the
-    routes stay declared on the app (OpenAPI, and the same behaviour without this middleware).
-    Add it before BodyLimits, so that the body checks still run first.
-    """
-
-    def __init__(self, app: Any, owner: FastAPI, routes: dict[tuple[str, str], Endpoint]) -> None:
-        self.app = app
-        self.owner = owner
-        self.routes = routes
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        endpoint = (
-            self.routes.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
-        )
-        if endpoint is None:
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive)
-        try:
-            response = await endpoint(request)
-        except Exception as exc:
-            response = await self._handled(request, exc)
-        await response(scope, receive, send)
-
-    async def _handled(self, request: Request, exc: Exception) -> Response:
-        handlers = self.owner.exception_handlers
-        for cls in type(exc).__mro__:
-            handler = handlers.get(cls)
-            if handler is not None:
-                outcome = handler(request, exc)
-                return await outcome if inspect.isawaitable(outcome) else outcome
-        raise exc  # no handler, not even for Exception: as the framework would, let it out

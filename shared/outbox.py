@@ -1,8 +1,10 @@
 """The transactional outbox: events written with the state change, published by a single relay.
 
-Each service has an `outbox` table in its own schema (created by its migrations, same shape).
-Exactly one relay per schema publishes at a time (a PostgreSQL advisory lock elects it), so the
-events of one dossier leave in the order they were written even with several replicas.
+Each service that publishes has an `outbox` table in its own schema, defined once in DDL
+(shared/outbox_v1.sql, included by one of the service's migrations). Its trigger notifies the
+schema's own channel (`channel`), so a service's inserts wake only its own relay. Exactly one
+relay per schema publishes at a time (a PostgreSQL advisory lock elects it), so the events of one
+dossier leave in the order they were written even with several replicas.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -24,6 +27,11 @@ from shared.kafka import producer_settings
 from shared.logging import get_logger
 
 log = get_logger(__name__)
+
+# The outbox's table, trigger and notification, for a migration to include (`\ir`).
+DDL = Path(__file__).with_name("outbox_v1.sql")
+# The DDL's trigger notifies this prefix followed by the table's schema.
+CHANNEL_PREFIX = "motcua_outbox_"
 
 OUTBOX_BACKLOG = Gauge(
     "motcua_outbox_backlog",
@@ -85,6 +93,11 @@ def insert_sql(first: int) -> str:
 def columns(messages: Sequence[OutboxMessage]) -> tuple[list[str], list[bytes], list[bytes]]:
     """The parameters of insert_sql, in order."""
     return [m.topic for m in messages], [m.key for m in messages], [m.value for m in messages]
+
+
+def channel(schema: str) -> str:
+    """The channel the outbox of `schema` notifies at each insert, and its relay listens on."""
+    return CHANNEL_PREFIX + schema
 
 
 def _leader_key(schema: str) -> int:
@@ -182,7 +195,7 @@ class OutboxRelay:
                 if self._stopping:
                     return
                 await asyncio.sleep(self._poll_interval)
-            await conn.add_listener("motcua_outbox", self._on_notify)
+            await conn.add_listener(channel(self._schema), self._on_notify)
             # The relay's own plain producer: a FastStream publish per record (headers,
             # middlewares) cost a quarter of processing's CPU. Same guarantees (idempotent,
             # acks=all).

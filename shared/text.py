@@ -2,6 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
+
+NUL_REASON = "must not contain the NUL character"
+
+
+def _refuse_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", NUL_REASON)
+    return value
+
+
+# The rule itself, to compose a type whose lengths must come first (see below):
+# `Annotated[str, Field(max_length=64), NoNul] | None`.
+NoNul = AfterValidator(_refuse_nul)
+
+# A string a request may carry into PostgreSQL: U+0000 refused where the model is validated, as a
+# field error ("must not contain the NUL character") among the others; the OpenAPI schema stays a
+# plain string. Lengths go on the attribute, `name: Text = Field(min_length=1, max_length=200)`:
+# pydantic then checks them on the string itself. (Wrapped in another `Annotated[Text, Field(..)]`
+# they would be checked after the validator, with other messages: hence the aliases below.)
+Text = Annotated[str, NoNul]
+
+# Why an officer or a counter did something, as the applicant will read it.
+Reason = Annotated[str, Field(min_length=1, max_length=2000), NoNul]
+
+# An optional remark: `reason: Note | None = None`.
+Note = Annotated[str, Field(max_length=2000), NoNul]
+
 
 def nul_fields(value: object, path: tuple[str, ...] = ()) -> list[str]:
     """The dotted paths of the strings in `value` (a model dump) holding U+0000."""

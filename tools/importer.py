@@ -5,12 +5,13 @@ the original reception time, optionally the original code, and the timeline of w
 for a dossier refused at the counter (as `POST /v1/refusals` takes it), the refusal's reason.
 Each line is checked whole, reception rules and the processing state machine alike, before any of
 it is written: a line is imported entirely or rejected with its reasons, never in part. Accepted
-lines go into intake's tables and outbox in one transaction per chunk, and the outbox relay
-publishes them as ordinary events with their original times. Importing the same file again skips
+lines go into intake's tables and outbox, one transaction per line, and the outbox relay publishes
+them as ordinary events with their original times. Importing the same file again skips
 the lines already imported.
 
-This is a tool, not a service: it uses intake's reception rules and processing's state machine
-(both pure) to judge a line exactly as the running services would.
+This is a tool, not a service: it receives a line through intake's workflow (the rules, the event
+and the stored dossier of `POST /v1/dossiers` or `/v1/refusals`, at the line's own instant) and
+checks its timeline with processing's state machine (pure), exactly as the running services would.
 """
 
 from __future__ import annotations
@@ -23,21 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from services.intake import domain as reception
+from services.intake import workflow
 from services.intake.config import IntakeSettings
-from services.intake.store import (
-    CODE_PLACEHOLDER,
-    MIGRATIONS,
-    SCHEMA,
-    CodedEvent,
-    IntakeStore,
-    LostRace,
-    Reception,
-)
+from services.intake.store import MIGRATIONS, SCHEMA, IntakeStore, LostRace
 from services.processing import domain as processing
 from shared.calendar import WorkingCalendar
 from shared.contract import (
@@ -45,10 +39,8 @@ from shared.contract import (
     DossierEvent,
     DossierRated,
     DossierReceived,
-    DossierReceivedPayload,
     DossierRefusedAtReception,
     DossierResolved,
-    DossierStatus,
     DossierStopped,
     DossierTransferred,
     DossierWithdrawn,
@@ -60,17 +52,16 @@ from shared.contract import (
     SupplementReceived,
     SupplementRequested,
     Topics,
-    dossier_key,
+    decode_dossier_event,
     encode,
     new_event_fields,
 )
 from shared.db import prepare
-from shared.ids import keyed_hash
 from shared.logging import mask_text
-from shared.outbox import OutboxMessage, OutboxRelay
+from shared.outbox import OutboxRelay
 from shared.progress import Progress
-from shared.reference import ReferenceData, Unit, load_reference
-from shared.text import nul_fields
+from shared.reference import ReferenceData, load_reference
+from shared.text import NoNul, Note, Reason, Text
 
 StepType = Literal[
     "processing_started",
@@ -95,13 +86,13 @@ class TimelineStep(BaseModel):
 
     type: StepType
     at: AwareDatetime
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Note | None = None
     approved: bool | None = None
     result_electronic: bool = False
     satisfied: bool | None = None
-    criteria: list[str] = Field(default_factory=list, max_length=20)
+    criteria: list[Text] = Field(default_factory=list, max_length=20)
     amount_vnd: int | None = None
-    to_unit: str | None = Field(default=None, max_length=64)
+    to_unit: Annotated[str, Field(max_length=64), NoNul] | None = None
     new_appointment_at: AwareDatetime | None = None
 
 
@@ -110,16 +101,16 @@ class RefusalAtReception(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Reason
 
 
 class ImportLine(reception.SubmissionIn):
     """One historical dossier: the submission, where and when it was received, what followed
     (or its refusal at the counter)."""
 
-    unit: str = Field(min_length=1, max_length=64)
+    unit: Text = Field(min_length=1, max_length=64)
     received_at: AwareDatetime
-    code: str | None = Field(default=None, max_length=80)
+    code: Annotated[str, Field(max_length=80), NoNul] | None = None
     timeline: list[TimelineStep] = Field(default_factory=list, max_length=50)
     refused_at_reception: RefusalAtReception | None = None
 
@@ -128,18 +119,28 @@ class ImportLine(reception.SubmissionIn):
 class Planned:
     line_no: int
     line: ImportLine
-    dossier_id: uuid.UUID
-    competent_unit: str
-    appointment_at: datetime | None  # None for a dossier refused at reception
+    decision: workflow.Decision  # what intake's workflow stores
     request_hash: str
-    received: DossierReceived | DossierRefusedAtReception  # its code is issued when stored
+    # The announcement as processing reads it (the code is issued when stored), and what follows.
+    received: DossierReceived | DossierRefusedAtReception
     events: list[DossierEvent]
 
     @property
+    def dossier_id(self) -> uuid.UUID:
+        return self.decision.arrival.dossier_id
+
+    @property
+    def competent_unit(self) -> str:
+        return self.decision.competent_unit
+
+    @property
+    def appointment_at(self) -> datetime | None:
+        """None for a dossier refused at reception."""
+        return self.decision.appointment_at
+
+    @property
     def refusal_reason(self) -> str | None:
-        if isinstance(self.received, DossierRefusedAtReception):
-            return self.received.payload.reason
-        return None
+        return self.decision.refusal_reason
 
 
 @dataclass
@@ -237,17 +238,18 @@ def _parse(raw: str) -> ImportLine | list[str]:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
             for e in exc.errors(include_input=False)
         ]
-    if "\\u0000" in raw:  # JSON's only way to carry a NUL, which PostgreSQL text cannot store
-        nul = nul_fields(line.model_dump())
-        if nul:
-            return [f"{field}: must not contain the NUL character" for field in nul]
     return line
 
 
 def plan(
     line_no: int, raw: str, reference: ReferenceData, calendar: WorkingCalendar, hash_key: bytes
 ) -> Planned | list[str]:
-    """Everything about one line, or why it is refused; pure."""
+    """Everything about one line, or why it is refused; pure.
+
+    A dossier refused at the counter is recorded as `POST /v1/refusals` does, at its original
+    instant. It never enters processing: a timeline after it is refused by processing's state
+    machine, like any impossible step.
+    """
     line = _parse(raw)
     if isinstance(line, list):
         return line
@@ -256,149 +258,42 @@ def plan(
         return [f"unit: {line.unit} is not in the reference data"]
     request_hash = hashlib.sha256(raw.strip().encode()).hexdigest()
     dossier_id = uuid.uuid5(_NAMESPACE, f"{unit.code}:{line.code or request_hash}")
-    if line.refused_at_reception is not None:
-        return _plan_refusal(
-            line_no,
+    refusal = line.refused_at_reception
+    try:
+        decision = workflow.decide(
             line,
-            line.refused_at_reception,
-            unit=unit,
-            identity=(dossier_id, request_hash),
+            workflow.Arrival(unit, line.received_at, dossier_id, actor="import"),
             reference=reference,
             calendar=calendar,
-            hash_key=hash_key,
+            id_hash_key=hash_key,
+            refusal_reason=None if refusal is None else refusal.reason,
         )
-    verdict = reception.check_submission(line, unit, reference, line.received_at.date())
-    if isinstance(verdict, list):
-        return [f"{e.field}: {e.reason}" for e in verdict]
-    appointment = reception.appointment_for(calendar, verdict.procedure, line.received_at)
-    whole_days, exact_days = reception.processing_time(verdict.procedure)
-    received = DossierReceived(
-        **new_event_fields(
-            line.received_at, dossier_id, unit.code, verdict.competent_unit.code, actor="import"
-        ),
-        payload=DossierReceivedPayload(
-            dossier_code=line.code or "pending",
-            procedure_code=verdict.procedure.code,
-            channel=line.channel,
-            applicant_kind=line.applicant.kind,
-            applicant_ref=keyed_hash(line.applicant.id_number, hash_key),
-            received_at=line.received_at,
-            appointment_at=appointment,
-            clock_started_at=reception.clock_start_for(
-                calendar, verdict.procedure, line.received_at
-            ),
-            processing_days=whole_days,
-            processing_days_decimal=exact_days,
-            components=tuple(line.components),
-            result_is_paper=verdict.procedure.result_is_paper,
-        ),
-    )
+    except reception.Refused as exc:
+        return [f"{e.field}: {e.reason}" for e in exc.errors]
+    received = decode_dossier_event(workflow.announcement(decision, line.code or "pending"))
+    assert isinstance(received, DossierReceived | DossierRefusedAtReception)
     dossier = processing.apply(None, received, calendar).dossier
 
     def fields(at: datetime) -> dict[str, object]:
-        return new_event_fields(
-            at, dossier_id, unit.code, verdict.competent_unit.code, actor="import"
-        )
+        return new_event_fields(at, dossier_id, unit.code, decision.competent_unit, actor="import")
 
     events, refused = _replay(line, dossier, fields, reference, calendar)
     if refused:
         return refused
-    return Planned(
-        line_no,
-        line,
-        dossier_id,
-        verdict.competent_unit.code,
-        appointment,
-        request_hash,
-        received,
-        events,
-    )
-
-
-def _plan_refusal(
-    line_no: int,
-    line: ImportLine,
-    refusal: RefusalAtReception,
-    *,
-    unit: Unit,
-    identity: tuple[uuid.UUID, str],
-    reference: ReferenceData,
-    calendar: WorkingCalendar,
-    hash_key: bytes,
-) -> Planned | list[str]:
-    """A dossier refused at the counter, checked and recorded as `POST /v1/refusals` does, at its
-    original instant. It never enters processing: a timeline after it is refused by processing's
-    state machine, like any impossible step."""
-    dossier_id, request_hash = identity
-    errors = reception.check_refusal(line, reference, reception.reception_day(line.received_at))
-    if errors:
-        return [f"{e.field}: {e.reason}" for e in errors]
-    competent = line.competent_unit or unit.code
-
-    def fields(at: datetime) -> dict[str, object]:
-        return new_event_fields(at, dossier_id, unit.code, competent, actor="import")
-
-    refused = DossierRefusedAtReception(
-        **fields(line.received_at),
-        payload=reception.refusal_payload(
-            line,
-            refusal.reason,
-            code=line.code or "pending",
-            applicant_ref=keyed_hash(line.applicant.id_number, hash_key),
-            received_at=line.received_at,
-        ),
-    )
-    dossier = processing.apply(None, refused, calendar).dossier
-    _, refused_steps = _replay(line, dossier, fields, reference, calendar)
-    if refused_steps:
-        return refused_steps
-    return Planned(line_no, line, dossier_id, competent, None, request_hash, refused, [])
+    return Planned(line_no, line, decision, request_hash, received, events)
 
 
 async def _store(store: IntakeStore, planned: Planned, topics: Topics) -> bool:
     """Write one dossier and its whole timeline; False if it was imported before."""
-    line = planned.line
-
-    # The received event carries the code: the original one, or the placeholder the store
-    # replaces with the code it issues.
-    code = line.code or CODE_PLACEHOLDER
-    payload = planned.received.payload.model_copy(update={"dossier_code": code})
-    received = planned.received.model_copy(update={"payload": payload})
-    key = dossier_key(planned.dossier_id)
-    day = reception.reception_day(line.received_at)
     try:
         await store.receive(
-            Reception(
-                dossier_id=planned.dossier_id,
-                receiving_unit=line.unit,
-                competent_unit=planned.competent_unit,
-                procedure_code=line.procedure_code,
-                channel=line.channel.value,
-                applicant_kind=line.applicant.kind.value,
-                applicant_ref=planned.received.payload.applicant_ref,
-                applicant_name=line.applicant.name,
-                received_at=line.received_at,
-                appointment_at=planned.appointment_at,
-                status=int(
-                    DossierStatus.RECEIVED
-                    if planned.refusal_reason is None
-                    else DossierStatus.REFUSED_AT_RECEPTION
-                ),
-                refusal_reason=planned.refusal_reason,
-                components=[c.model_dump() for c in line.components],
+            workflow.reception(
+                planned.decision,
+                topics.dossier_events,
                 idempotency_key=f"import:{planned.dossier_id}",
                 request_hash=planned.request_hash,
-                day=day,
-                code_prefix=reception.dossier_code_prefix(line.unit, day),
-                given_code=line.code or None,
-                # Only the received event carries the code.
-                events=[
-                    CodedEvent.of(OutboxMessage(topics.dossier_events, key, encode(received))),
-                    *(
-                        CodedEvent.plain(OutboxMessage(topics.dossier_events, key, encode(e)))
-                        for e in planned.events
-                    ),
-                ],
+                given_code=planned.line.code or None,
+                then=[encode(e) for e in planned.events],
             )
         )
     except LostRace:

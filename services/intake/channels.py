@@ -37,5 +37,6 @@ def declare_channels(
         message=STATUS_EVENT,
         title="intake.status-events.receive",
         description=f"Consumer group `{group_id}`: the counters' read model of each dossier's "
-        "status. Invalid events are skipped here (metrics dead-letters them).",
+        "status. Invalid events, and any the database refuses, are skipped here (metrics "
+        "dead-letters them).",
     )

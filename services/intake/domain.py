@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +19,7 @@ from shared.contract import (
 )
 from shared.ids import personal_id_problem, tax_code_problem
 from shared.reference import Procedure, ReferenceData, Unit
+from shared.text import NoNul, Reason, Text
 
 
 class _In(BaseModel):
@@ -26,24 +28,23 @@ class _In(BaseModel):
 
 class ApplicantIn(_In):
     kind: ApplicantKind
-    id_number: str = Field(
+    id_number: Text = Field(
         min_length=10,
         max_length=14,
         description="12-digit personal ID for a citizen, tax code for a business",
     )
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
 
 
 class SubmissionIn(_In):
     """A dossier handed in at the counter (or online, or by post)."""
 
-    procedure_code: str = Field(min_length=1, max_length=32)
+    procedure_code: Text = Field(min_length=1, max_length=32)
     applicant: ApplicantIn
     channel: Channel
     components: list[DocumentComponent] = Field(default_factory=list, max_length=100)
-    competent_unit: str | None = Field(
+    competent_unit: Annotated[str, Field(max_length=64), NoNul] | None = Field(
         default=None,
-        max_length=64,
         description="The competent authority when receiving across administrative boundaries",
     )
 
@@ -52,6 +53,30 @@ class SubmissionIn(_In):
 class FieldError:
     field: str
     reason: str
+
+
+class IntakeError(Exception):
+    """The root of what intake refuses; the API answers each kind with its problem document."""
+
+
+class Refused(IntakeError):
+    """The submission (or the refusal record) breaks reception rules, field by field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.reason}" for e in errors))
+        self.errors = errors
+
+
+class IdempotencyKeyReused(IntakeError):
+    """The Idempotency-Key was already used by this unit for a different request."""
+
+
+class DossierNotFound(IntakeError):
+    """No dossier with this id was received by the caller's unit."""
+
+
+class ActionNotAllowed(IntakeError):
+    """The counter action does not fit the dossier's status (the message says why)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,11 +212,11 @@ def appointment_for(
 class RefusalIn(SubmissionIn):
     """A dossier refused at the counter (mẫu 03), with the reason given to the applicant."""
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Reason
 
 
 class ReasonIn(_In):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Reason
 
 
 class PaymentIn(_In):
@@ -200,7 +225,7 @@ class PaymentIn(_In):
 
 class RatingIn(_In):
     satisfied: bool
-    criteria: list[str] = Field(default_factory=list, max_length=20)
+    criteria: list[Text] = Field(default_factory=list, max_length=20)
 
 
 def check_refusal(refusal: SubmissionIn, reference: ReferenceData, today: date) -> list[FieldError]:

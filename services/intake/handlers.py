@@ -3,52 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from uuid import UUID
-
-from pydantic import ValidationError
 
 from services.intake.store import IntakeStore
-from shared.consumer import Record, retry_transient
-from shared.consumer_metrics import record_applied
+from shared.consumer import EventConsumer, Record, Refuse
 from shared.contract import DossierStatusChanged, decode_status_event
+from shared.kafka import DeadLetterReason
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 
 
-class StatusReadModel:
+def _status_change(raw: bytes) -> DossierStatusChanged | None:
+    # The overdue notices change no status: not the read model's business.
+    event = decode_status_event(raw)
+    return event if isinstance(event, DossierStatusChanged) else None
+
+
+async def _skip(record: Record, reason: DeadLetterReason, detail: str) -> None:
+    # The metrics consumer dead-letters the same records; the counters' view never blocks.
+    log.warning(
+        "status event skipped",
+        reason=reason.value,
+        detail=detail,
+        partition=record.partition,
+        offset=record.offset,
+    )
+
+
+class StatusReadModel(EventConsumer[DossierStatusChanged]):
     """Idempotent by construction: setting the same status twice changes nothing.
 
-    Invalid status events are the metrics consumer's to dead-letter; here they are skipped so the
-    counters' view never blocks on them.
+    Invalid status events, and any the database refuses, are the metrics consumer's to
+    dead-letter; here they are skipped (shared.consumer.EventConsumer).
     """
 
     def __init__(self, store: IntakeStore, consumer: str = "motcua-intake") -> None:
+        super().__init__(
+            consumer,
+            decode=_status_change,
+            apply=self._fold,
+            refusals=_skip,
+            what="fold status events",
+        )
         self.store = store
-        self.consumer = consumer  # the consumer group, for the consumer metrics
 
-    async def __call__(self, records: Sequence[Record]) -> None:
-        updates: list[tuple[UUID, int, datetime, str]] = []
-        for record in records:
-            try:
-                event = decode_status_event(record.value or b"")
-            except ValidationError:
-                log.warning(
-                    "status event skipped", partition=record.partition, offset=record.offset
-                )
-                continue
-            if isinstance(event, DossierStatusChanged):
-                updates.append(
-                    (
-                        event.dossier_id,
-                        int(event.payload.status),
-                        event.occurred_at,
-                        event.competent_unit,
-                    )
-                )
-        if not updates:
-            return
-        await retry_transient(lambda: self.store.apply_statuses(updates), what="fold status events")
+    async def _fold(
+        self, events: Sequence[DossierStatusChanged], refuse: Refuse[DossierStatusChanged]
+    ) -> int:
+        await self.store.apply_statuses(
+            [(e.dossier_id, int(e.payload.status), e.occurred_at, e.competent_unit) for e in events]
+        )
         # Setting a status again changes nothing, so every update counts as applied.
-        record_applied(self.consumer, len(updates), max(u[2] for u in updates))
+        return len(events)

@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from services.intake.domain import IntakeError
 from shared.outbox import OutboxMessage, enqueue
 
 SCHEMA = "intake"
@@ -35,9 +36,9 @@ class StoredDossier:
 
 
 # The dossier code is known only inside the statement that stores the dossier (it numbers it),
-# yet the reception event carries it: the event is encoded around this placeholder and the
-# statement splices the code in. NUL never reaches here from a client (refused with a 422), so
-# the placeholder cannot collide with anything a counter sent.
+# yet the reception event carries it: the event is encoded around this placeholder
+# (`workflow.reception`) and the statement splices the code in. NUL never reaches here from a
+# client (refused with a 422), so the placeholder cannot collide with anything a counter sent.
 CODE_PLACEHOLDER = "\x00dossier-code\x00"
 _PLACEHOLDER_JSON = json.dumps(CODE_PLACEHOLDER)[1:-1].encode()
 
@@ -92,11 +93,11 @@ class Reception:
     given_code: str | None = None
 
 
-class AlreadyRated(Exception):
+class AlreadyRated(IntakeError):
     """A concurrent request rated this dossier first."""
 
 
-class LostRace(Exception):
+class LostRace(IntakeError):
     """Another request with the same idempotency key stored its dossier first."""
 
 
@@ -177,9 +178,6 @@ class IntakeStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-
-    async def ping(self) -> bool:
-        return bool(await self.pool.fetchval("SELECT 1"))
 
     async def find_by_idempotency_key(self, unit: str, key: str) -> StoredDossier | None:
         record = await self.pool.fetchrow(

@@ -34,7 +34,8 @@ def declare_channels(
         message=STATUS_EVENT,
         title="metrics.status-events.receive",
         description=f"Consumer group `{group_id}`: counts each event once (by `event_id`) "
-        "into the aggregates Prometheus scrapes; an invalid event goes to the dead-letter topic.",
+        "into the aggregates Prometheus scrapes; an invalid event, or one the database "
+        "refuses, goes to the dead-letter topic.",
     )
     declare_publisher(
         broker,
@@ -42,6 +43,6 @@ def declare_channels(
         DEAD_LETTER,
         title="metrics.dead-letter.send",
         description="Status events the metrics service can never count: invalid (undecodable "
-        "or against the contract).",
+        "or against the contract), or unapplicable (the database refused it).",
     )
     return subscription

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -28,8 +27,14 @@ from shared.contract import (
 )
 
 S = DossierStatus
+# What metrics counts: processing's status events.
+StatusEvent = DossierStatusChanged | DossierOverdue
 # Upper bounds of the resolution-time histogram, in working days.
 RESOLUTION_BUCKETS = (0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
+
+
+class MetricsError(Exception):
+    """The root of the metrics service's own errors (a refused rebuild, ...)."""
 
 
 class CounterKey(NamedTuple):
@@ -92,9 +97,7 @@ class DossierFacts:
         return self.status is not S.REFUSED_AT_RECEPTION
 
 
-def facts_after(
-    old: DossierFacts | None, event: DossierStatusChanged | DossierOverdue
-) -> DossierFacts:
+def facts_after(old: DossierFacts | None, event: StatusEvent) -> DossierFacts:
     """The dossier's facts once `event` is known (events carry processing's full snapshot)."""
     p = event.payload
     rated_now = p.satisfied is not None and (old is None or old.satisfied is None)
@@ -129,23 +132,12 @@ def facts_after(
     )
 
 
-def _deadline(f: DossierFacts) -> str:
-    return "overdue" if f.overdue else "within"
-
-
 @functools.lru_cache(maxsize=4096)
 def _bucket_keys(unit: str, first: int) -> tuple[CounterKey, ...]:
     # The cumulative buckets a resolution time falls in, from the first that holds it: the
     # same few tuples for every dossier of a unit, so they are built once (this runs per event).
     labels = [f"{le:g}" for le in RESOLUTION_BUCKETS[first:]] + ["+Inf"]
     return tuple(CounterKey(RESOLUTION_BUCKET, unit, label) for label in labels)
-
-
-def deltas(old: DossierFacts | None, new: DossierFacts) -> Counter[CounterKey]:
-    """What changes in the counters when a dossier goes from `old` to `new` facts."""
-    out: dict[CounterKey, int] = {}
-    accumulate(old, new, out)
-    return Counter({k: v for k, v in out.items() if v})
 
 
 def accumulate(old: DossierFacts | None, new: DossierFacts, out: dict[CounterKey, int]) -> None:  # noqa: PLR0912
@@ -201,13 +193,13 @@ def _add(out: dict[CounterKey, int], key: CounterKey, n: int) -> None:
 
 def fold(
     old: DossierFacts | None,
-    events: list[DossierStatusChanged | DossierOverdue],
+    events: list[StatusEvent],
     into: dict[CounterKey, int] | None = None,
     versions: list[DossierFacts] | None = None,
 ) -> tuple[DossierFacts, dict[CounterKey, int]]:
     """Apply one dossier's events in order; the facts after them and the summed deltas
     (added into `into` when given, so a batch keeps one running total). With `versions`, the
-    new versions of the facts the index judges are appended to it (see `new_versions`)."""
+    new versions of the facts the index judges are appended to it (see `_add_version`)."""
     total: dict[CounterKey, int] = {} if into is None else into
     facts = old
     for event in events:
@@ -256,12 +248,3 @@ def _add_version(old: DossierFacts | None, new: DossierFacts, out: list[DossierF
         out[-1] = new
     else:
         out.append(new)
-
-
-def new_versions(
-    old: DossierFacts | None, events: list[DossierStatusChanged | DossierOverdue]
-) -> list[DossierFacts]:
-    """The versions of the judged facts these events add after `old` (pure; for tests)."""
-    out: list[DossierFacts] = []
-    fold(old, events, versions=out)
-    return out

@@ -1,7 +1,8 @@
-"""The Prometheus exposition: collectors rendering the last snapshot read from the database.
+"""The Prometheus exposition: the counters as read from the database, the index, the units.
 
-The snapshot is replaced after every committed batch, so after quiescence every sample equals the
-database truth; every replica exposes the same totals (combine replicas with max, never sum).
+The counters' snapshot is read again from the database before every scrape renders it (the
+service's `/metrics` route), so every sample is the database truth at that scrape and every
+replica exposes the same totals, its partitions idle or not (combine replicas with max, never sum).
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ _COUNTERS: dict[str, tuple[str, str, str | None]] = {
 
 
 class AggregateCollector(Collector):
+    """The counters of `snapshot` as Prometheus families (the owner refreshes `snapshot`)."""
+
     def __init__(self) -> None:
         self.snapshot: dict[CounterKey, int] = {}
 

@@ -6,19 +6,12 @@ from collections.abc import Sequence
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import Counter
-from pydantic import ValidationError
 
-from services.metrics.store import MetricsStore, StatusEvent
-from shared.consumer import Record, retry_transient
-from shared.consumer_metrics import record_applied
+from services.metrics import workflow
+from services.metrics.domain import StatusEvent
+from services.metrics.store import MetricsStore
+from shared.consumer import EventConsumer, Refuse, counted_only, dead_letter_topic
 from shared.contract import Topics, decode_status_event
-from shared.kafka import (
-    DEAD_LETTERS,
-    DeadLetterReason,
-    count_dead_letters,
-    dead_letter,
-    validation_reason,
-)
 
 # Kept for the dashboards that read it; motcua_consumer_events_applied_total{consumer} is the
 # same figure, named as every consumer's.
@@ -27,7 +20,11 @@ EVENTS_APPLIED = Counter(
 )
 
 
-class StatusEventHandler:
+class StatusEventHandler(EventConsumer[StatusEvent]):
+    """Counts batches of status events, each once; the invalid and those the database refuses
+    go to the dead-letter topic (shared.consumer.EventConsumer). Without a broker (a rebuild)
+    they are only counted."""
+
     def __init__(
         self,
         store: MetricsStore,
@@ -35,42 +32,21 @@ class StatusEventHandler:
         topics: Topics,
         consumer: str,
     ) -> None:
+        super().__init__(
+            consumer,
+            decode=decode_status_event,
+            apply=self._count,
+            refusals=(
+                counted_only(consumer)
+                if broker is None
+                else dead_letter_topic(broker, topics, consumer)
+            ),
+            what="count status events",
+        )
         self.store = store
-        self.broker = broker
-        self.topics = topics
-        self.consumer = consumer
-        count_dead_letters(consumer)
 
-    async def __call__(self, records: Sequence[Record]) -> None:
-        events: list[StatusEvent] = []
-        for record in records:
-            try:
-                events.append(decode_status_event(record.value or b""))
-            except ValidationError as exc:
-                if self.broker is None:  # a rebuild: nowhere to publish, but still counted
-                    DEAD_LETTERS.labels(self.consumer, DeadLetterReason.INVALID.value).inc()
-                else:
-                    await dead_letter(
-                        self.broker,
-                        self.topics,
-                        value=record.value or b"",
-                        key=record.key,
-                        reason=DeadLetterReason.INVALID,
-                        detail=validation_reason(exc),
-                        source_topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        consumer=self.consumer,
-                    )
-        if not events:
-            return
-        counted = 0
-
-        async def apply() -> None:
-            nonlocal counted
-            counted = await self.store.apply(events)  # one transaction: all or nothing
-
-        await retry_transient(apply, what="count status events")
+    async def _count(self, events: Sequence[StatusEvent], refuse: Refuse[StatusEvent]) -> int:
+        # The fold refuses nothing: every valid status event is a fact processing committed.
+        counted = await workflow.count_events(self.store, events)
         EVENTS_APPLIED.inc(counted)
-        # The batch's latest event time stands for the counted ones' (a duplicate is older).
-        record_applied(self.consumer, counted, max(e.occurred_at for e in events))
+        return counted

@@ -16,6 +16,7 @@ from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import OffsetAndMetadata
 
 from services.metrics.config import MetricsSettings
+from services.metrics.domain import MetricsError
 from services.metrics.handlers import StatusEventHandler
 from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
 from shared.consumer import Record
@@ -25,7 +26,7 @@ from shared.progress import Progress
 from shared.reference import load_reference
 
 
-class RebuildRefused(Exception):
+class RebuildRefused(MetricsError):
     """The rebuild cannot run now; the message says why."""
 
 

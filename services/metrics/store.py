@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -12,12 +13,10 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from services.metrics.domain import CounterKey, DossierFacts, fold
+from services.metrics.domain import CounterKey, DossierFacts
 from services.metrics.index import Population
-from shared.contract import Channel, DossierOverdue, DossierStatus, DossierStatusChanged, Timeliness
+from shared.contract import Channel, DossierStatus, Timeliness
 from shared.db import Connection
-
-StatusEvent = DossierStatusChanged | DossierOverdue
 
 SCHEMA = "metrics"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -113,7 +112,7 @@ _VERSION_COLUMNS = (
 
 
 def _version_rows(
-    versions: list[DossierFacts], province_of: Callable[[str], str | None]
+    versions: Sequence[DossierFacts], province_of: Callable[[str], str | None]
 ) -> list[dict[str, Any]]:
     """One dossier's new versions, each valid until the next one's event time."""
     rows = []
@@ -178,75 +177,83 @@ _MATTERS_UNTIL = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A dossier's latest facts as stored, and whether its history lacks a version of them
+    (written by a pod from before migration 004: see `_KNOWN`)."""
+
+    facts: DossierFacts
+    unversioned: bool  # no version at all
+    stale: bool  # a current version that no longer says what the facts say
+
+
+class Counting:
+    """One transaction counting a batch: claim the event ids, lock and read the dossiers'
+    facts, save the new facts, versions and counter sums."""
+
+    def __init__(self, conn: Connection, province_of: Callable[[str], str | None]) -> None:
+        self._conn = conn
+        self._province_of = province_of
+
+    async def claim(self, event_ids: Sequence[UUID], count: int) -> set[UUID] | None:
+        """Record the ids; returns those never seen before, or None when that is all `count`
+        of them (nearly always: the ids need not travel back, and decoding them was a few
+        percent of a replay)."""
+        fresh: list[UUID] | None = await self._conn.fetchval(
+            "WITH fresh AS (INSERT INTO processed_events (event_id) "
+            "SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id) "
+            "SELECT CASE WHEN count(*) = $2 THEN NULL "
+            "ELSE coalesce(array_agg(event_id), '{}') END FROM fresh",
+            list(event_ids),
+            count,
+        )
+        return None if fresh is None else set(fresh)
+
+    async def known(self, dossier_ids: Sequence[UUID]) -> dict[UUID, Known]:
+        """The dossiers' stored facts, locked until the transaction ends."""
+        return {
+            r["id"]: Known(_facts(r), r["unversioned"], r["stale"])
+            for r in await self._conn.fetch(_KNOWN, list(dossier_ids))
+        }
+
+    async def save(
+        self,
+        facts: Sequence[DossierFacts],
+        versions: Sequence[Sequence[DossierFacts]],
+        sums: dict[CounterKey, int],
+    ) -> None:
+        """Write the dossiers' new facts, their new versions (a list per dossier, in order) and
+        add the sums to the counters."""
+        await _upsert(self._conn, [_row(f, self._province_of) for f in facts])
+        rows = [row for one in versions for row in _version_rows(one, self._province_of)]
+        if rows:
+            await _add_versions(self._conn, rows)
+        # Zero sums are written too: a gauge that went up and down inside one batch still
+        # gets its series, as it would have across two batches.
+        changed = sorted(sums.items())
+        if changed:
+            await self._conn.execute(
+                "INSERT INTO counters (name, unit, label, value) "
+                "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
+                "ON CONFLICT (name, unit, label) DO UPDATE "
+                "SET value = counters.value + EXCLUDED.value",
+                [k.name for k, _ in changed],
+                [k.unit for k, _ in changed],
+                [k.label for k, _ in changed],
+                [v for _, v in changed],
+            )
+
+
 class MetricsStore:
     def __init__(self, pool: asyncpg.Pool, province_of: Callable[[str], str | None]) -> None:
         self.pool = pool
         self.province_of = province_of
 
-    async def ping(self) -> bool:
-        return bool(await self.pool.fetchval("SELECT 1"))
-
-    async def apply(self, events: Sequence[StatusEvent]) -> int:
-        """Count the events never counted before, each dossier's in order, in one transaction."""
+    @asynccontextmanager
+    async def counting(self) -> AsyncIterator[Counting]:
+        """One transaction: everything it saved, or nothing."""
         async with self.pool.acquire() as conn, conn.transaction():
-            # The ids never seen before, or NULL when that is all of them (nearly always: the
-            # ids need not travel back, and decoding them was a few percent of a replay).
-            fresh_ids = await conn.fetchval(
-                "WITH fresh AS (INSERT INTO processed_events (event_id) "
-                "SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id) "
-                "SELECT CASE WHEN count(*) = $2 THEN NULL "
-                "ELSE coalesce(array_agg(event_id), '{}') END FROM fresh",
-                [e.event_id for e in events],
-                len(events),
-            )
-            by_dossier: dict[UUID, list[StatusEvent]] = {}
-            if fresh_ids is None:
-                for event in events:
-                    by_dossier.setdefault(event.dossier_id, []).append(event)
-            else:
-                fresh = set(fresh_ids)
-                for event in events:
-                    if event.event_id in fresh:
-                        fresh.discard(event.event_id)  # a duplicate inside the batch counts once
-                        by_dossier.setdefault(event.dossier_id, []).append(event)
-            if not by_dossier:
-                return 0
-            known: dict[UUID, DossierFacts] = {}
-            catch_up: dict[UUID, DossierFacts] = {}
-            for r in await conn.fetch(_KNOWN, list(by_dossier)):
-                facts = known[r["id"]] = _facts(r)
-                if r["unversioned"]:
-                    # Received by a pod without versions: its history is unknown, so one
-                    # version since its reception (as migration 004 gave every dossier).
-                    catch_up[r["id"]] = replace(facts, last_event_at=facts.received_at)
-                elif r["stale"]:
-                    # Changed by a pod without versions: the change is dated by its last event.
-                    catch_up[r["id"]] = facts
-            total: dict[CounterKey, int] = {}
-            rows, version_rows = [], []
-            for dossier_id, dossier_events in by_dossier.items():
-                versions = [catch_up[dossier_id]] if dossier_id in catch_up else []
-                facts, _ = fold(known.get(dossier_id), dossier_events, total, versions)
-                rows.append(_row(facts, self.province_of))
-                version_rows += _version_rows(versions, self.province_of)
-            await _upsert(conn, rows)
-            if version_rows:
-                await _add_versions(conn, version_rows)
-            # Zero sums are written too: a gauge that went up and down inside one batch still
-            # gets its series, as it would have across two batches.
-            changed = sorted(total.items())
-            if changed:
-                await conn.execute(
-                    "INSERT INTO counters (name, unit, label, value) "
-                    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
-                    "ON CONFLICT (name, unit, label) DO UPDATE "
-                    "SET value = counters.value + EXCLUDED.value",
-                    [k.name for k, _ in changed],
-                    [k.unit for k, _ in changed],
-                    [k.label for k, _ in changed],
-                    [v for _, v in changed],
-                )
-            return sum(len(v) for v in by_dossier.values())
+            yield Counting(conn, self.province_of)
 
     async def counters(self) -> dict[CounterKey, int]:
         rows = await self.pool.fetch("SELECT name, unit, label, value FROM counters")

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from services.processing import domain, workflow
 from services.processing.context import Processing
 from services.processing.store import DossierFilter
 from shared.auth import Caller
-from shared.bodies import reject_nul_characters
 from shared.contract import (
     ApologyIssued,
     ApologyPayload,
-    DossierEvent,
     DossierResolved,
     DossierStatus,
     DossierStopped,
     DossierTransferred,
+    OfficerEvent,
     PaymentRequested,
     PaymentRequestPayload,
     ProcessingStarted,
@@ -31,12 +34,10 @@ from shared.contract import (
     ResultDigitized,
     SupplementRequested,
     TransferPayload,
-    new_event_fields,
 )
-from shared.logging import get_logger
 from shared.problems import Problem
+from shared.text import Note, Reason, Text
 
-log = get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["dossiers"])
 
 
@@ -133,29 +134,47 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# PostgreSQL stores an instant in UTC: a day inside Python's range (years 1 to 9999) converts
+# whatever its offset, where `0001-01-01T00:00:00+14:00` would fail in the database (a 500).
+# Naive bounds: the wall-clock part is compared, whatever the offset (or none).
+_EARLIEST = datetime(1, 1, 2)
+_END = datetime(9999, 12, 31)
+INSTANT_RANGE = "must lie between 0001-01-02 and 9999-12-30, both included"
+
+
+def _within_range(value: datetime) -> datetime:
+    if not _EARLIEST <= value.replace(tzinfo=None) < _END:
+        raise PydanticCustomError("instant_out_of_range", INSTANT_RANGE)
+    return value
+
+
+# An instant a request may carry into PostgreSQL.
+Instant = Annotated[datetime, AfterValidator(_within_range)]
+
+
 class ReasonIn(_Body):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Reason
 
 
 class ResolutionIn(_Body):
     approved: bool
     result_electronic: bool = False
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Note | None = None
 
 
 class PaymentRequestIn(_Body):
     amount_vnd: int = Field(ge=1, le=10**12, description="in Vietnamese đồng")
-    reason: str = Field(min_length=1, max_length=2000, description="what the payment is for")
+    reason: Text = Field(min_length=1, max_length=2000, description="what the payment is for")
 
 
 class TransferIn(_Body):
-    to_unit: str = Field(min_length=1, max_length=64, description="the competent unit's code")
-    reason: str = Field(min_length=1, max_length=2000)
+    to_unit: Text = Field(min_length=1, max_length=64, description="the competent unit's code")
+    reason: Reason
 
 
 class ApologyIn(_Body):
-    new_appointment_at: AwareDatetime
-    reason: str = Field(min_length=1, max_length=2000)
+    new_appointment_at: Annotated[AwareDatetime, AfterValidator(_within_range)]
+    reason: Reason
 
 
 def _cursor(d: domain.Dossier) -> str:
@@ -167,11 +186,14 @@ def _after(cursor: str | None) -> tuple[datetime, UUID] | None:
         return None
     try:
         at, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), UUID(ident)
+        after = _within_range(datetime.fromisoformat(at)), UUID(ident)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(
-            400, "Invalid cursor", "Use the next_cursor of a previous page", kind="invalid-cursor"
+        # Answered as the other query parameters' errors are (422), without echoing the input.
+        reason = "use the next_cursor of a previous page"
+        raise RequestValidationError(
+            [{"type": "invalid_cursor", "loc": ("query", "cursor"), "msg": reason}]
         ) from exc
+    return after
 
 
 @router.get("/dossiers", response_model=Page)
@@ -182,8 +204,8 @@ async def list_dossiers(
     status: Annotated[int | None, Query(ge=1, le=10)] = None,
     overdue: bool | None = None,
     procedure_code: Annotated[str | None, Query(max_length=32)] = None,
-    received_from: datetime | None = None,
-    received_to: datetime | None = None,
+    received_from: Instant | None = None,
+    received_to: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page:
@@ -206,19 +228,14 @@ def _not_yours() -> Problem:
     return Problem(404, "Not found", "No dossier with this id is handled by your unit")
 
 
-async def _load(processing: Processing, officer: Caller, dossier_id: UUID) -> domain.Dossier:
-    dossier = await processing.store.get(officer.unit, dossier_id)
-    if dossier is None:
-        raise _not_yours()
-    return dossier
-
-
 @router.get("/dossiers/{dossier_id}", response_model=DossierOut)
 async def read_dossier(
     dossier_id: UUID, officer: CurrentOfficer, processing: ProcessingDep
 ) -> DossierOut:
     """One dossier with its full timeline: every hand-over with its time."""
-    dossier = await _load(processing, officer, dossier_id)
+    dossier = await processing.store.get(officer.unit, dossier_id)
+    if dossier is None:
+        raise _not_yours()
     entries = await processing.store.timeline(dossier_id)
     return DossierOut.of(
         dossier,
@@ -235,131 +252,104 @@ async def read_dossier(
     )
 
 
-async def _act(processing: Processing, officer: Caller, dossier_id: UUID, build: Any) -> DossierOut:
-    async with processing.store.batch() as tx:
-        # Read under the row's lock: a colleague's transfer may have committed a moment ago.
-        dossier = await tx.handled_by(officer.unit, dossier_id)
-        if dossier is None:
-            raise _not_yours()
-        fields = new_event_fields(
-            datetime.now(UTC),
-            dossier.id,
-            dossier.receiving_unit,
-            dossier.competent_unit,
-            actor=officer.subject,
-        )
-        event: DossierEvent = build(fields)
-        outcome = await workflow.apply_events(tx, [event], processing.calendar, processing.topics)
-        if outcome.rejected:
-            # Raising inside the transaction rolls back the claimed event id too.
-            raise Problem(
-                409, "Action not allowed", outcome.rejected[0][1], kind="illegal-transition"
+@dataclass(frozen=True, slots=True)
+class OfficerAction:
+    """One action of an officer on one dossier of their unit: what every action route does."""
+
+    processing: Processing
+    officer: Caller
+    dossier_id: UUID
+
+    async def __call__(
+        self, event: Callable[..., OfficerEvent], payload: BaseModel | None = None
+    ) -> DossierOut:
+        """Apply the event (of this officer, now) to the dossier; 404 or 409 if it cannot be."""
+        processing = self.processing
+        try:
+            change = await workflow.officer_action(
+                processing.store,
+                processing.calendar,
+                processing.topics,
+                officer=self.officer,
+                dossier_id=self.dossier_id,
+                event=event,
+                payload=payload,
             )
-    change = outcome.applied[0]
-    log.info(
-        "officer action", action=event.type, dossier_code=change.dossier.code, unit=officer.unit
-    )
-    return DossierOut.of(change.dossier)
+        except domain.NotHandledHere:
+            raise _not_yours() from None
+        except domain.Rejected as exc:
+            raise Problem(409, "Action not allowed", str(exc), kind="illegal-transition") from None
+        return DossierOut.of(change.dossier)
+
+
+async def _action(
+    dossier_id: UUID, officer: CurrentOfficer, processing: ProcessingDep
+) -> OfficerAction:
+    return OfficerAction(processing, officer, dossier_id)
+
+
+# The dossier named by the path, acted on by the officer of the token.
+Action = Annotated[OfficerAction, Depends(_action)]
 
 
 @router.post("/dossiers/{dossier_id}/start", response_model=DossierOut)
-async def start_processing(
-    dossier_id: UUID, officer: CurrentOfficer, processing: ProcessingDep
-) -> DossierOut:
-    return await _act(processing, officer, dossier_id, lambda f: ProcessingStarted(**f))
+async def start_processing(act: Action) -> DossierOut:
+    return await act(ProcessingStarted)
 
 
 @router.post("/dossiers/{dossier_id}/supplement-request", response_model=DossierOut)
-async def request_supplement(
-    dossier_id: UUID, body: ReasonIn, officer: CurrentOfficer, processing: ProcessingDep
-) -> DossierOut:
+async def request_supplement(body: ReasonIn, act: Action) -> DossierOut:
     """Ask the applicant for a supplement (mẫu 02); the wait is excluded from elapsed time."""
-    reject_nul_characters(body)
-    return await _act(
-        processing,
-        officer,
-        dossier_id,
-        lambda f: SupplementRequested(**f, payload=ReasonPayload(reason=body.reason)),
-    )
+    return await act(SupplementRequested, ReasonPayload(reason=body.reason))
 
 
 @router.post("/dossiers/{dossier_id}/resolution", response_model=DossierOut)
-async def resolve(
-    dossier_id: UUID, body: ResolutionIn, officer: CurrentOfficer, processing: ProcessingDep
-) -> DossierOut:
+async def resolve(body: ResolutionIn, act: Action) -> DossierOut:
     """Approve (electronic or paper result) or refuse with a reason."""
-    reject_nul_characters(body)
-    payload = ResolutionPayload(
-        approved=body.approved, result_electronic=body.result_electronic, reason=body.reason
-    )
-    return await _act(
-        processing, officer, dossier_id, lambda f: DossierResolved(**f, payload=payload)
+    return await act(
+        DossierResolved,
+        ResolutionPayload(
+            approved=body.approved, result_electronic=body.result_electronic, reason=body.reason
+        ),
     )
 
 
 @router.post("/dossiers/{dossier_id}/stop", response_model=DossierOut)
-async def stop(
-    dossier_id: UUID, body: ReasonIn, officer: CurrentOfficer, processing: ProcessingDep
-) -> DossierOut:
+async def stop(body: ReasonIn, act: Action) -> DossierOut:
     """Stop processing (mẫu 05) with a reason."""
-    reject_nul_characters(body)
-    return await _act(
-        processing,
-        officer,
-        dossier_id,
-        lambda f: DossierStopped(**f, payload=ReasonPayload(reason=body.reason)),
-    )
+    return await act(DossierStopped, ReasonPayload(reason=body.reason))
 
 
 @router.post("/dossiers/{dossier_id}/result-digitization", response_model=DossierOut)
-async def digitize_result(
-    dossier_id: UUID, officer: CurrentOfficer, processing: ProcessingDep
-) -> DossierOut:
+async def digitize_result(act: Action) -> DossierOut:
     """Record that a paper result was issued electronically as well."""
-    return await _act(processing, officer, dossier_id, lambda f: ResultDigitized(**f))
+    return await act(ResultDigitized)
 
 
 @router.post("/dossiers/{dossier_id}/apology", response_model=DossierOut)
-async def issue_apology(
-    dossier_id: UUID, body: ApologyIn, officer: CurrentOfficer, processing: ProcessingDep
-) -> DossierOut:
+async def issue_apology(body: ApologyIn, act: Action) -> DossierOut:
     """The apology letter with a new appointment (mẫu 04), for an overdue dossier."""
-    reject_nul_characters(body)
-    payload = ApologyPayload(new_appointment_at=body.new_appointment_at, reason=body.reason)
-    return await _act(
-        processing, officer, dossier_id, lambda f: ApologyIssued(**f, payload=payload)
+    return await act(
+        ApologyIssued,
+        ApologyPayload(new_appointment_at=body.new_appointment_at, reason=body.reason),
     )
 
 
 @router.post("/dossiers/{dossier_id}/payment-request", response_model=DossierOut)
-async def request_payment(
-    dossier_id: UUID, body: PaymentRequestIn, officer: CurrentOfficer, processing: ProcessingDep
-) -> DossierOut:
+async def request_payment(body: PaymentRequestIn, act: Action) -> DossierOut:
     """Ask the applicant to pay a fee (status 6); the counter records the payment, after which
     processing goes on. The deadline keeps running meanwhile."""
-    reject_nul_characters(body)
-    payload = PaymentRequestPayload(amount_vnd=body.amount_vnd, reason=body.reason)
-    return await _act(
-        processing, officer, dossier_id, lambda f: PaymentRequested(**f, payload=payload)
+    return await act(
+        PaymentRequested, PaymentRequestPayload(amount_vnd=body.amount_vnd, reason=body.reason)
     )
 
 
 @router.post("/dossiers/{dossier_id}/transfer", response_model=DossierOut)
-async def transfer(
-    dossier_id: UUID, body: TransferIn, officer: CurrentOfficer, processing: ProcessingDep
-) -> DossierOut:
+async def transfer(body: TransferIn, act: Action) -> DossierOut:
     """Hand the dossier over to another agency (liên thông); the deadline does not restart, and
     from then on the dossier is that unit's, not yours."""
-    reject_nul_characters(body)
-    if body.to_unit not in processing.reference.units:
-        raise Problem(
-            422,
-            "Invalid request",
-            "The request does not satisfy the schema",
-            kind="invalid-request",
-            errors=[{"field": "to_unit", "reason": "no unit has this code"}],
+    if body.to_unit not in act.processing.reference.units:
+        raise RequestValidationError(
+            [{"type": "unknown_unit", "loc": ("body", "to_unit"), "msg": "no unit has this code"}]
         )
-    payload = TransferPayload(to_unit=body.to_unit, reason=body.reason)
-    return await _act(
-        processing, officer, dossier_id, lambda f: DossierTransferred(**f, payload=payload)
-    )
+    return await act(DossierTransferred, TransferPayload(to_unit=body.to_unit, reason=body.reason))

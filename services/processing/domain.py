@@ -41,7 +41,15 @@ S = DossierStatus
 ACTIVE = frozenset({S.RECEIVED, S.PROCESSING, S.PAYMENT_REQUESTED})
 
 
-class Rejected(Exception):
+class ProcessingError(Exception):
+    """The root of the processing service's own errors."""
+
+
+class NotHandledHere(ProcessingError):
+    """No dossier with this id is handled by the officer's unit (or none exists)."""
+
+
+class Rejected(ProcessingError):
     """The action is not allowed in the dossier's current state; the message says why."""
 
 

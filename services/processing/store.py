@@ -137,9 +137,6 @@ class ProcessingStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def ping(self) -> bool:
-        return bool(await self.pool.fetchval("SELECT 1"))
-
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[Batch]:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -7,16 +7,29 @@ machine, and every change leaves a timeline entry and a status event in the outb
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
+from pydantic import BaseModel
+
 from services.processing import domain
-from services.processing.store import Batch, TimelineEntry
+from services.processing.store import Batch, ProcessingStore, TimelineEntry
+from shared.auth import Caller
 from shared.calendar import WorkingCalendar
-from shared.contract import DossierEvent, Topics, dossier_key, encode_status_event
+from shared.contract import (
+    DossierEvent,
+    OfficerEvent,
+    Topics,
+    dossier_key,
+    encode_status_event,
+    new_event_fields,
+)
+from shared.logging import get_logger
 from shared.outbox import OutboxMessage
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -105,3 +118,39 @@ async def report_overdue(
 def _watch_id(dossier_id: UUID) -> UUID:
     # A stable id per dossier: the overdue notice is a fact about the dossier, reported once.
     return uuid.uuid5(uuid.NAMESPACE_URL, f"motcua:overdue:{dossier_id}")
+
+
+async def officer_action(
+    store: ProcessingStore,
+    calendar: WorkingCalendar,
+    topics: Topics,
+    *,
+    officer: Caller,
+    dossier_id: UUID,
+    event: Callable[..., OfficerEvent],
+    payload: BaseModel | None = None,
+) -> domain.Change:
+    """An officer's action on a dossier of their unit, as one event of this officer, now: the
+    unit of work of every action route. Raises NotHandledHere or Rejected (nothing written)."""
+    async with store.batch() as tx:
+        # Read under the row's lock: a colleague's transfer may have committed a moment ago.
+        dossier = await tx.handled_by(officer.unit, dossier_id)
+        if dossier is None:
+            raise domain.NotHandledHere(dossier_id)
+        fields = new_event_fields(
+            datetime.now(UTC),
+            dossier.id,
+            dossier.receiving_unit,
+            dossier.competent_unit,
+            actor=officer.subject,
+        )
+        built = event(**fields) if payload is None else event(**fields, payload=payload)
+        outcome = await apply_events(tx, [built], calendar, topics)
+        if outcome.rejected:
+            # Raising inside the transaction rolls back the claimed event id too.
+            raise domain.Rejected(outcome.rejected[0][1])
+    change = outcome.applied[0]
+    log.info(
+        "officer action", action=built.type, dossier_code=change.dossier.code, unit=officer.unit
+    )
+    return change

@@ -28,8 +28,8 @@ from shared.contract import (
     new_event_fields,
 )
 from tests.conftest import Isolated, Services
-from tests.factories import received
-from tests.harness import counter_token, dead_letters, eventually, scrape
+from tests.factories import received, status_events
+from tests.harness import counter_token, dead_letters, eventually, group_caught_up, scrape
 from tools.samples import sample_submission
 
 pytestmark = pytest.mark.integration
@@ -232,3 +232,53 @@ async def test_poison_of_every_kind_is_dead_lettered_and_nothing_around_it_is_lo
     for reason in ("invalid", "rejected", "unapplicable"):
         name = f'motcua_dead_letters_total{{consumer="motcua-processing",reason="{reason}"}}'
         assert samples[name] == 1, reason
+
+
+async def test_a_status_event_the_database_refuses_is_dead_lettered_by_metrics(
+    isolated: Isolated, services: Services
+) -> None:
+    """A status event valid by the contract whose figure PostgreSQL cannot store (2^31
+    components: out of the integer column's range) fails its batch; metrics isolates it,
+    dead-letters it and counts the event behind it on the same partition."""
+    metrics = services.start("metrics", MOTCUA_MAX_BATCH="100")
+    topics = Topics(isolated.topic_prefix)
+    (poison,) = status_events([received("T001.H01")])
+    poison = poison.model_copy(
+        update={"payload": poison.payload.model_copy(update={"components_total": 2**31})}
+    )
+    (good,) = status_events([received("T001.H02")])
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.platform.kafka.bootstrap)
+    await producer.start()
+    try:
+        key = dossier_key(poison.dossier_id)  # one partition: the good one sits behind it
+        await producer.send_and_wait(topics.status_events, encode(poison), key=key)
+        await producer.send_and_wait(topics.status_events, encode(good), key=key)
+    finally:
+        await producer.stop()
+
+    received_good = 'motcua_dossiers_received_total{channel="online",unit="T001.H02"}'
+
+    async def good_one_counted() -> bool:
+        return (await scrape(metrics.url)).get(received_good) == 1
+
+    await eventually(good_one_counted, what="the event behind the poison counted")
+    letters = await dead_letters(isolated.platform.kafka.bootstrap, topics.dead_letter, 1)
+    assert len(letters) == 1
+    headers = {k: v.decode() for k, v in letters[0].headers}
+    assert headers["x-dead-letter-reason"] == (
+        "DossierStatusChanged cannot be applied: NumericValueOutOfRangeError"
+    )
+    assert headers["x-original-topic"] == topics.status_events
+    assert headers["x-consumer"] == "motcua-metrics"
+    samples = await scrape(metrics.url)
+    assert (
+        samples['motcua_dead_letters_total{consumer="motcua-metrics",reason="unapplicable"}'] == 1
+    )
+    assert 'motcua_dossiers_received_total{channel="online",unit="T001.H01"}' not in samples
+    # The partition moved on: the group's offsets pass both records.
+
+    async def moved_on() -> bool:
+        bootstrap = isolated.platform.kafka.bootstrap
+        return await group_caught_up(bootstrap, "motcua-metrics", topics.status_events)
+
+    await eventually(moved_on, what="metrics' offsets past the poison", within=15)

@@ -14,18 +14,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.metrics.domain import fold
+from services.metrics.domain import StatusEvent, fold
 from services.metrics.index import IndexConfig, Population, league, parse_period
 from services.metrics.store import (
     _COLUMNS,
     MIGRATIONS,
     SCHEMA,
     MetricsStore,
-    StatusEvent,
     _facts,
     _row,
     _upsert,
 )
+from services.metrics.workflow import count_events
 from services.processing import domain
 from shared.contract import (
     DossierEvent,
@@ -168,9 +168,9 @@ async def test_q2_is_judged_at_its_end(isolated: Isolated) -> None:
     pool = await prepare(isolated.database_url, SCHEMA, MIGRATIONS, 2)
     try:
         store = MetricsStore(pool, lambda unit: unit.split(".")[0])
-        await store.apply(early)
+        await count_events(store, early)
         before = await q2(store)
-        await store.apply(late)
+        await count_events(store, late)
         after = await q2(store)
         q3 = await store.populations("unit", Q3.start, Q3.end, at(8, 3))
     finally:
@@ -207,15 +207,15 @@ async def test_restart_and_rebuild_give_the_same_table(isolated: Isolated) -> No
     try:
         store = MetricsStore(pool, lambda unit: unit.split(".")[0])
         for event in everything:  # one event a batch, as a slow live consumer sees them
-            await store.apply([event])
+            await count_events(store, [event])
         live = table(await q2(store))
         # A restart: a new store on the same database, duplicates redelivered.
         restarted = MetricsStore(pool, lambda unit: unit.split(".")[0])
-        await restarted.apply(everything)
+        await count_events(restarted, everything)
         after_restart = table(await q2(restarted))
         # A rebuild: everything forgotten, then the whole log in one batch.
         await restarted.reset()
-        await restarted.apply(everything)
+        await count_events(restarted, everything)
         rebuilt = table(await q2(restarted))
         versions = await pool.fetchval("SELECT count(*) FROM fact_versions")
     finally:
@@ -231,7 +231,7 @@ async def test_facts_counted_before_versions_keep_their_index(isolated: Isolated
     pool = await prepare(isolated.database_url, SCHEMA, MIGRATIONS, 2)
     try:
         store = MetricsStore(pool, lambda unit: unit.split(".")[0])
-        await store.apply([e for events in per_dossier for e in events])
+        await count_events(store, [e for events in per_dossier for e in events])
         await pool.execute("DELETE FROM fact_versions")
         sql = (MIGRATIONS / "004_fact_versions.sql").read_text()
         insert = sql.index("INSERT INTO fact_versions")
@@ -286,13 +286,13 @@ async def test_changes_by_pods_without_versions_are_caught_up(isolated: Isolated
     pool = await prepare(isolated.database_url, SCHEMA, MIGRATIONS, 2)
     try:
         store = MetricsStore(pool, lambda unit: unit.split(".")[0])
-        await store.apply([r[0], t[0]])
+        await count_events(store, [r[0], t[0]])
         async with pool.acquire() as conn:
             await _old_pod_apply(conn, [r[1], *s[:2], *t[1:]])
-        await store.apply([r[2], s[2]])
+        await count_events(store, [r[2], s[2]])
         caught_up = await q2(store)
         await store.reset()  # the exact versions, from the log
-        await store.apply([*r, *s, *t])
+        await count_events(store, [*r, *s, *t])
         rebuilt = await q2(store)
     finally:
         await pool.close()
@@ -311,7 +311,7 @@ async def test_receptions_count_from_the_latest_facts(isolated: Isolated) -> Non
     pool = await prepare(isolated.database_url, SCHEMA, MIGRATIONS, 2)
     try:
         store = MetricsStore(pool, lambda unit: unit.split(".")[0])
-        await store.apply(status_events(Life("Q2V.H01", at(7, 1), 3).events))  # Q2 is over
+        await count_events(store, status_events(Life("Q2V.H01", at(7, 1), 3).events))  # Q2 is over
         async with pool.acquire() as conn:
             await _old_pod_apply(conn, u)
         populations = await q2(store)
@@ -419,13 +419,13 @@ async def _closed_q2_never_moves(
     try:
         store = MetricsStore(pool, lambda unit: unit.split(".")[0])
         await store.reset()
-        await store.apply(early)
+        await count_events(store, early)
         before = table(await q2(store))
         for n in range(0, len(late), batch):  # later events, in batches of any size
-            await store.apply(late[n : n + batch])
+            await count_events(store, late[n : n + batch])
         after = table(await q2(store))
         await store.reset()  # a rebuild: the whole log again, in one batch
-        await store.apply(everything)
+        await count_events(store, everything)
         rebuilt = table(await q2(store))
     finally:
         await pool.close()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
+from services.metrics.workflow import count_events
 from shared.contract import (
     DossierEvent,
     ProcessingStarted,
@@ -52,7 +53,7 @@ async def test_open_dossiers_on_time_at_the_judging_instant(isolated: Isolated) 
     try:
         store = MetricsStore(pool, lambda unit: "T001")
         for events in lives.values():
-            await store.apply(status_events(events))
+            await count_events(store, status_events(events))
         now = datetime.now(UTC)
         population = (await store.populations("unit", now - timedelta(days=60), now, now))[UNIT]
     finally:

@@ -4,10 +4,12 @@ kill -9 and rebalances; the officers' API; the overdue watch."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import shutil
 import signal
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -225,6 +227,49 @@ async def test_officers_api_lists_filters_and_refuses_illegal_actions(
         e for e in await status_events(isolated) if type(e).__name__ == "DossierOverdue"
     ]
     assert [e.dossier_id for e in overdue_notices] == [late.dossier_id]
+
+
+async def test_the_officers_list_refuses_instants_postgresql_cannot_hold(
+    services: Services,
+) -> None:
+    """Issue 14.4: a date or a cursor out of range is the caller's error (422), never a 500."""
+    proc = services.start("processing")
+    headers = officer_token("T048.H02")
+
+    def cursor(at: str) -> str:
+        return base64.urlsafe_b64encode(f"{at}|{uuid.uuid4()}".encode()).decode()
+
+    async with httpx.AsyncClient(base_url=proc.url, timeout=30) as client:
+        for param, value in [
+            ("received_from", "0001-01-01T00:00:00+14:00"),
+            ("received_to", "9999-12-31T23:59:59-14:00"),
+            ("received_from", "0001-01-01T00:00:00"),
+            ("cursor", cursor("0001-01-01T00:00:00+14:00")),
+            ("cursor", cursor("9999-12-31T23:59:59-14:00")),
+            ("cursor", "not-a-cursor"),
+        ]:
+            refused = await client.get("/v1/dossiers", params={param: value}, headers=headers)
+            assert refused.status_code == 422, (param, value, refused.text)
+            assert refused.headers["content-type"] == "application/problem+json"
+            (error,) = refused.json()["errors"]
+            assert error["field"] == f"query.{param}"
+            assert value not in refused.text  # a submitted value is never echoed
+        # The bounds themselves reach PostgreSQL and find nothing.
+        for param, value in [
+            ("received_from", "0001-01-02T00:00:00+14:00"),
+            ("received_to", "9999-12-30T23:59:59-14:00"),
+            ("cursor", cursor("0001-01-02T00:00:00+14:00")),
+        ]:
+            listed = await client.get("/v1/dossiers", params={param: value}, headers=headers)
+            assert listed.status_code == 200, (param, value, listed.text)
+            assert listed.json()["items"] == []
+        apology = await client.post(
+            f"/v1/dossiers/{uuid.uuid4()}/apology",
+            json={"new_appointment_at": "0001-01-01T00:00:00+14:00", "reason": "quá hạn"},
+            headers=headers,
+        )
+        assert apology.status_code == 422
+        assert apology.json()["errors"][0]["field"] == "new_appointment_at"
 
 
 async def test_payment_and_transfer_through_both_apis_reach_metrics(

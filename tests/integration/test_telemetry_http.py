@@ -72,7 +72,7 @@ async def promql(url: str, query: str) -> list[dict[str, Any]]:
 async def test_requests_are_measured_by_route_template_on_every_service(stack: Stack) -> None:
     unit, body = sample_submission(random.Random(11))
     async with httpx.AsyncClient(base_url=stack.intake.url, timeout=30) as counter:
-        # The fast reception route (DirectRoutes), then the refusals it and BodyLimits answer.
+        # The reception route (a RawBodyRoute), then the refusals it and BodyLimits answer.
         created = await counter.post("/v1/dossiers", json=body, headers=counter_token(unit))
         assert created.status_code == 201, created.text
         invalid = await counter.post("/v1/dossiers", json={}, headers=counter_token(unit))

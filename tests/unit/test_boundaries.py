@@ -14,15 +14,31 @@ SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "__init_
 OURS = ("services", "shared", "tools", "tests", "bench", "deploy")
 
 
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+def _imported(source: str, package: list[str]) -> set[str]:
+    """The modules of ours that `source` imports, relative imports resolved against `package`
+    (so `from ..processing import x` in services/intake is services.processing)."""
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            found.add(".".join([*base, *([node.module] if node.module else [])]))
     return {name for name in found if name.split(".")[0] in OURS}
+
+
+def _imports(path: Path) -> set[str]:
+    package = list(path.relative_to(ROOT).parts[:-1])
+    return _imported(path.read_text(encoding="utf-8"), package)
+
+
+def test_relative_imports_are_resolved() -> None:
+    source = "from ..processing import domain\nfrom . import store\nimport shared.db\n"
+    assert _imported(source, ["services", "intake"]) == {
+        "services.processing",
+        "services.intake",
+        "shared.db",
+    }
 
 
 def _forbidden(path: Path, allowed: tuple[str, ...]) -> list[str]:

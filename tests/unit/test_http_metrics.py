@@ -17,11 +17,12 @@ from starlette.routing import Match
 from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
 from services.processing.app import create_app as processing_app
+from shared.bodies import RawBodyRoute
 from shared.http_metrics import METHODS, HttpCollector, HttpMetrics, RouteTemplates, declared_routes
-from shared.middleware import BodyLimits, DirectRoutes
+from shared.middleware import BodyLimits
 from shared.problems import install_problem_handlers
 
-# A small app shaped like intake: a fast route served by DirectRoutes, framework routes with a
+# A small app shaped like intake: a fast route (a RawBodyRoute, first), framework routes with a
 # path parameter, BodyLimits, the metrics outermost. Templates under /t/ are this test's own.
 gate = asyncio.Event()
 
@@ -36,7 +37,7 @@ async def fast(request: Request) -> Response:
 def make_app() -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
-    app.add_api_route("/t/fast", fast, methods=["POST"])
+    app.router.routes.insert(0, RawBodyRoute("/t/fast", fast, methods=["POST"]))
 
     @app.get("/t/items/{item_id}")
     async def item(item_id: int) -> dict[str, int]:
@@ -52,7 +53,6 @@ def make_app() -> FastAPI:
         await gate.wait()
         return {}
 
-    app.add_middleware(DirectRoutes, owner=app, routes={("POST", "/t/fast"): fast})
     app.add_middleware(BodyLimits, max_bytes=10)
     app.add_middleware(HttpMetrics, owner=app)
     return app
@@ -129,7 +129,7 @@ async def test_requests_are_counted_by_template_method_and_status_class() -> Non
     json = {"content-type": "application/json"}
     cases: list[tuple[str, str, dict[str, Any], tuple[str, str, str]]] = [
         ("POST", "/t/fast", {"content": b"{}", "headers": json}, ("/t/fast", "POST", "2xx")),
-        # BodyLimits answers before DirectRoutes: still the fast route's template.
+        # BodyLimits answers before the fast route: still its template.
         ("POST", "/t/fast", {"content": b"x" * 50, "headers": json}, ("/t/fast", "POST", "4xx")),
         ("POST", "/t/fast", {"content": b'"boom"', "headers": json}, ("/t/fast", "POST", "5xx")),
         ("GET", "/t/items/7", {}, ("/t/items/{item_id}", "GET", "2xx")),

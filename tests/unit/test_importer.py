@@ -98,6 +98,14 @@ def test_a_nul_character_refuses_the_line_with_the_field() -> None:
         KEY,
     )
     assert refused == ["applicant.name: must not contain the NUL character"]
+    nul_code = [{"code": "giay_de_nghi\u0000"}, {"code": "ban_sao_giay_to_phap_ly"}]
+    assert plan(1, line(components=nul_code), REF, CAL, KEY) == [
+        "components.0.code: must not contain the NUL character"
+    ]
+    nul_reason = [{"type": "stopped", "at": "2023-07-03T10:00:00+07:00", "reason": "\u0000"}]
+    assert plan(1, line(timeline=nul_reason), REF, CAL, KEY) == [
+        "timeline.0.reason: must not contain the NUL character"
+    ]
 
 
 def test_payments_transfers_apologies_and_digitization_are_imported() -> None:

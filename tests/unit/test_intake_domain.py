@@ -4,11 +4,15 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
+import orjson
 import pytest
+from fastapi.exceptions import RequestValidationError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
 
 from services.intake import domain
+from shared.bodies import parse_json_body
 from shared.contract import (
     DossierReceived,
     DossierReceivedPayload,
@@ -185,3 +189,50 @@ def test_the_written_received_event_is_the_models_event(
             result_is_paper=verdict.procedure.result_is_paper,
         ),
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        (
+            {"applicant": {"kind": "citizen", "id_number": "001099012345", "name": "A\u0000"}},
+            ["applicant.name"],
+        ),
+        (
+            {"procedure_code": "1.0\u0000", "competent_unit": "T\u0000"},
+            ["procedure_code", "competent_unit"],
+        ),
+        (
+            {"components": [{"code": "to_khai\u0000"}]},
+            ["components.0.code"],
+        ),  # the contract's model
+        ({"reason": "\u0000"}, ["reason"]),
+    ],
+)
+def test_a_nul_anywhere_in_a_counters_body_is_a_field_error(
+    body: dict[str, object], fields: list[str]
+) -> None:
+    """PostgreSQL cannot store U+0000: a 422 naming each field, never a 500 from the database."""
+    model = domain.RefusalIn if "reason" in body else domain.SubmissionIn
+    valid: dict[str, object] = {"procedure_code": "1.001193", "channel": "in_person"}
+    valid |= {"applicant": {"kind": "citizen", "id_number": "001099012345", "name": "An"}}
+    valid |= {"reason": "Thiếu tờ khai"} if model is domain.RefusalIn else {}
+    raw = orjson.dumps({**valid, **body})
+    with pytest.raises(RequestValidationError) as refused:
+        parse_json_body(model, raw)
+    errors = [
+        {"field": ".".join(str(p) for p in e["loc"][1:]), "reason": e["msg"]}
+        for e in refused.value.errors()
+    ]
+    assert errors == [{"field": f, "reason": "must not contain the NUL character"} for f in fields]
+
+
+def test_counter_action_bodies_refuse_nul_too() -> None:
+    cases: list[tuple[type[BaseModel], dict[str, object]]] = [
+        (domain.ReasonIn, {"reason": "x\u0000"}),
+        (domain.RatingIn, {"satisfied": True, "criteria": ["ok", "\u0000"]}),
+    ]
+    for model, body in cases:
+        with pytest.raises(ValidationError) as refused:
+            model.model_validate(body)
+        assert [e["msg"] for e in refused.value.errors()] == ["must not contain the NUL character"]
