@@ -9,7 +9,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel
 
-from shared.bodies import RawBodyRoute, json_body_openapi, parse_json_body
+from shared.bodies import FrontDoor, RawBodyRoute, json_body_openapi, parse_json_body
 from shared.middleware import BodyLimits
 from shared.problems import Problem, install_problem_handlers
 from shared.text import Text
@@ -29,7 +29,7 @@ async def endpoint(request: Request) -> Response:
     return Response(body.model_dump_json(), 201, media_type="application/json")
 
 
-def make_app(raw: bool) -> FastAPI:
+def make_app(raw: bool, front_door: bool = False) -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
     router = APIRouter(route_class=RawBodyRoute) if raw else APIRouter()
@@ -44,6 +44,9 @@ def make_app(raw: bool) -> FastAPI:
         app.router.routes[:0] = router.routes
     else:
         app.include_router(router)
+    if front_door:
+        # As intake's api.install does: the same route objects, ahead of the inner layers.
+        app.add_middleware(FrontDoor, owner=app, routes=router.routes)
     app.add_middleware(BodyLimits, max_bytes=100)
     return app
 
@@ -66,14 +69,23 @@ async def test_raw_and_framework_answers_are_the_same(
     content: bytes, headers: dict[str, str]
 ) -> None:
     answers = []
-    for raw in (False, True):
-        transport = httpx.ASGITransport(app=make_app(raw), raise_app_exceptions=False)
+    # The framework route, the raw route through the router, the raw route through the front door.
+    for raw, front_door in ((False, False), (True, False), (True, True)):
+        app = make_app(raw, front_door)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             response = await client.post(
                 "/things", content=content, headers={"content-type": "application/json", **headers}
             )
         answers.append((response.status_code, response.headers["content-type"], response.json()))
-    assert answers[0] == answers[1]
+    assert answers[0] == answers[1] == answers[2]
+
+
+def test_the_front_door_serves_raw_routes_only() -> None:
+    router = APIRouter()
+    router.add_api_route("/things", endpoint, methods=["POST"])
+    with pytest.raises(TypeError, match="RawBodyRoutes only"):
+        FrontDoor(make_app(False), owner=FastAPI(), routes=router.routes)
 
 
 async def test_a_nul_is_a_field_error_among_the_others() -> None:
