@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -142,3 +143,13 @@ def machine() -> str:
 
 def children_peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def real_units(count: int, at: datetime) -> list[str]:
+    """`count` unit codes in force at `at`, spread across the provinces (the simulator's choice):
+    benchmarks send what a real deployment receives."""
+    from shared.reference import REFERENCE_DIR, load_reference
+    from tools.simulate import Network, choose_units
+
+    network = Network.on(load_reference(REFERENCE_DIR), at)
+    return [unit.code for unit in choose_units(network, count, seed=1)]

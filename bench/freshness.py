@@ -137,8 +137,9 @@ def received_total(page: bytes) -> float:
 
 
 def submissions(count: int) -> list[bytes]:
-    # Building a sample reads the reference files (~5 ms each), so a pool is cycled; a body sent
-    # twice is still a new dossier (no Idempotency-Key).
+    # A pool of samples (units of today's map) is cycled, not one built per request, to keep the
+    # client's work out of the measurement; a body sent twice is still a new dossier (no
+    # Idempotency-Key).
     rng, pool = random.Random(6), []
     for _ in range(min(count, 1000)):
         unit, body = sample_submission(rng)

@@ -1,14 +1,15 @@
-"""How long the index takes (`GET /v1/index`'s work: the populations in PostgreSQL, then the
-league in Python) over a year of dossiers judged as of the period's end (metrics.fact_versions),
-with years of history before it.
+"""How long the index takes (`GET /v1/index`'s work: the units' populations in PostgreSQL, then
+their provinces on the period's map and the league in Python) over a year of dossiers judged as
+of the period's end (metrics.fact_versions), with years of history before it.
 
     .venv/bin/python -m bench.index_bench --dossiers 1000000 --years 3
 
 Starts a throwaway PostgreSQL only, migrates the metrics schema, and fills it in SQL: `--dossiers`
-received each year through 2025, over `--years` years, at 100 units of 10 provinces, each with the
-versions the service would keep (received; resolved for 95 %, a third of them late, the rest still
-open; rated for a third of the resolved) and its latest facts (metrics.dossiers), then times each
-query a few times (the median is reported).
+received each year through 2025, over `--years` years, at 100 district units of 10 provinces of
+the old map until 30 June 2025 and at 100 commune centers of 10 provinces of the new map from
+1 July 2025, each with the versions the service would keep (received; resolved for 95 %, a third
+of them late, the rest still open; rated for a third of the resolved) and its latest facts
+(metrics.dossiers), then times each query a few times (the median is reported).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -27,21 +28,31 @@ import asyncpg
 import motcua_local
 
 from services.metrics.index import IndexConfig, Period, league, parse_period
+from services.metrics.provinces import by_province, ranking
 from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
 from shared.db import prepare
+from shared.reference import REFERENCE_DIR, ReferenceData, load_reference
+
+# The new map's first day (Vietnam time): receptions move from the old units to the new.
+NEW_MAP_FROM = datetime.fromisoformat("2025-07-01T00:00:00+07:00")
 
 # One dossier's versions: received at r (open), then ended one to nine days later (a third of
 # them past the appointment), then rated for a third of those. 5 % stay open.
 _FILL = """
-WITH d AS (
+WITH received AS (
     SELECT n,
            md5(n::text)::uuid AS id,
-           'B' || lpad((n % 10)::text, 2, '0') || '.H' || lpad((n % 100 / 10)::text, 2, '0')
-             AS unit,
-           'B' || lpad((n % 10)::text, 2, '0') AS province,
            timestamptz '2025-01-01 08:00+07' - ($2::int - 1) * interval '365 days'
              + (n::float / $1::int * 364) * interval '1 day' AS r
     FROM generate_series(1, $1::int * $2::int) AS n
+), units AS (
+    SELECT n, id, r,
+           CASE WHEN r < $5 THEN ($3::text[])[1 + n % 100] ELSE ($4::text[])[1 + n % 100] END
+             AS unit
+    FROM received
+), d AS (
+    -- The province column is the code's own (T{pp}...), as the service writes it.
+    SELECT n, id, r, unit, substr(unit, 2, 2) AS province FROM units
 )
 INSERT INTO fact_versions (id, valid_from, valid_to, receiving_unit, competent_unit,
     receiving_province, competent_province, channel, received_at, appointment_at, ended_at,
@@ -84,7 +95,25 @@ FROM fact_versions WHERE valid_to IS NULL
 """
 
 
+def bench_units(reference: ReferenceData) -> tuple[list[str], list[str]]:
+    """100 district units of the old map (10 in each of its first 10 provinces with as many),
+    and 100 commune centers of the new map likewise: real codes, as the service receives them."""
+    old: list[str] = []
+    new: list[str] = []
+    for found, day, level in ((old, date(2025, 6, 30), "district"), (new, NEW_MAP_FROM, "commune")):
+        units = sorted(
+            (u for u in reference.units_at(day) if u.level == level), key=lambda u: u.code
+        )
+        by_province: dict[str, list[str]] = {}
+        for unit in units:
+            by_province.setdefault(unit.province, []).append(unit.code)
+        for province in [p for p in sorted(by_province) if len(by_province[p]) >= 10][:10]:
+            found.extend(by_province[province][:10])
+    return old, new
+
+
 async def measure(dossiers: int, years: int, repeat: int, explain: bool) -> dict[str, float]:
+    reference = load_reference(REFERENCE_DIR)
     base = Path(tempfile.mkdtemp(prefix="motcua-index-bench-"))
     postgres = motcua_local.Postgres(base / "postgres", motcua_local.free_port())
     postgres.start()
@@ -93,7 +122,8 @@ async def measure(dossiers: int, years: int, repeat: int, explain: bool) -> dict
         pool = await prepare(url, SCHEMA, MIGRATIONS, 2)
         try:
             started = time.perf_counter()
-            await pool.execute(_FILL, dossiers, years)
+            old, new = bench_units(reference)
+            await pool.execute(_FILL, dossiers, years, old, new, NEW_MAP_FROM)
             await pool.execute(_FILL_DOSSIERS)
             # As autovacuum leaves a table that has been in use a while.
             await pool.execute("VACUUM ANALYZE fact_versions")
@@ -103,7 +133,7 @@ async def measure(dossiers: int, years: int, repeat: int, explain: bool) -> dict
                 f"filled {versions} versions of {dossiers * years} dossiers ({years} years) in "
                 f"{time.perf_counter() - started:.1f} s"
             )
-            store = MetricsStore(pool, lambda unit: unit.split(".")[0])
+            store = MetricsStore(pool, reference.province_of)
             config = IndexConfig.load()
             latest = datetime.fromisoformat("2026-01-15T00:00:00+07:00")
             cases: dict[str, tuple[Literal["unit", "province"], str]] = {
@@ -129,9 +159,13 @@ async def measure(dossiers: int, years: int, repeat: int, explain: bool) -> dict
                 times = []
                 for _ in range(repeat):
                     t0 = time.perf_counter()
+                    # As services/metrics/workflow.standings: units, then their provinces.
+                    on = ranking(reference, period)
                     populations = await store.populations(
-                        scope, period.start, period.end, min(period.end, latest)
+                        period.start, period.end, min(period.end, latest)
                     )
+                    if scope == "province":
+                        populations = by_province(populations, reference, on)
                     league(populations, config)
                     times.append(time.perf_counter() - t0)
                 out[name] = statistics.median(times)
@@ -156,7 +190,7 @@ async def _explain(
             return []
 
     spying = MetricsStore(Spy(), store.province_of)  # type: ignore[arg-type]
-    await spying.populations("province", period.start, period.end, min(period.end, latest))
+    await spying.populations(period.start, period.end, min(period.end, latest))
     for sql, args in statements:
         for row in await pool.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *args):
             print(row[0])

@@ -177,7 +177,7 @@ async def _floor(bench: Bench, rows: int) -> float:
     try:
         await conn.execute("CREATE TABLE copy_floor (id bigint, code text, body jsonb)")
         payload = '{"procedure_code": "1.001193", "channel": "online"}'
-        records = [(i, f"T001-261127-{i:04d}", payload) for i in range(rows)]
+        records = [(i, f"T01.X00004-261127-{i:04d}", payload) for i in range(rows)]
         started = time.perf_counter()
         await conn.copy_records_to_table("copy_floor", records=records)
         futures = [

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from bench.common import Bench
+from bench.common import Bench, real_units
 from bench.floor import consume_and_copy
 from shared.contract import Topics
 from shared.ids import uuid7
@@ -42,9 +42,10 @@ def status_events(dossiers: int) -> list[tuple[bytes, bytes]]:
     """(key, value) of 4 status events per dossier, built as JSON text (fast enough for 1M)."""
     out = []
     base = datetime(2026, 3, 2, 2, tzinfo=UTC)
+    units = real_units(180, base)
     for n in range(dossiers):
         dossier = str(uuid.UUID(int=n + 1))
-        unit = f"T0{10 + n % 90:02d}.H0{1 + n % 2}"
+        unit = units[n % len(units)]
         received = base + timedelta(minutes=n % 50_000)
         for i, (status, previous, timeliness) in enumerate(STEPS):
             ended = (received + timedelta(days=1)).isoformat() if status >= 9 else None

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from bench.common import Bench, wait_until
+from bench.common import Bench, real_units, wait_until
 from bench.floor import consume_and_copy
 from shared.contract import DossierEvent, Topics
 from tests.factories import lifecycle, produce
@@ -46,7 +46,8 @@ class ProcessingResult:
 def events_for(dossiers: int, seed: int) -> list[DossierEvent]:
     rng = random.Random(seed)
     start = datetime.now(UTC) - timedelta(hours=12)
-    per = [lifecycle(rng, f"T0{rng.randint(10, 99)}.H01", start) for _ in range(dossiers)]
+    units = real_units(90, start)
+    per = [lifecycle(rng, rng.choice(units), start) for _ in range(dossiers)]
     return [e[step] for step in range(3) for e in per]
 
 

@@ -34,6 +34,7 @@ from shared.kafka import (
     validation_reason,
 )
 from shared.logging import get_logger
+from shared.pii import mask_bytes
 
 log = get_logger(__name__)
 
@@ -180,7 +181,9 @@ def dead_letter_topic(broker: KafkaBroker, topics: Topics, consumer: str) -> Ref
             broker,
             topics,
             value=record.value or b"",
-            key=record.key,
+            # A poison record's key is whatever its producer chose, an applicant's ID maybe;
+            # dead_letter masks the value, the key is masked here (a dossier id passes as it is).
+            key=None if record.key is None else mask_bytes(record.key),
             reason=reason,
             detail=detail,
             source_topic=record.topic,

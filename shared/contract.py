@@ -21,7 +21,11 @@ from pydantic_core import PydanticCustomError
 
 from shared.calendar import Timeliness
 from shared.ids import uuid7
-from shared.text import Text, nul_fields
+from shared.text import Masked, Text, nul_fields
+
+# Free text in a payload: ID-like numbers masked wherever an event is built or decoded (by the
+# importer, a replay, an older producer), so no consumer stores one in clear (Decree 13/2023).
+MaskedStr = Annotated[str, Masked]
 
 SCHEMA_VERSION = 1
 
@@ -151,11 +155,11 @@ class RefusalPayload(_Model):
     applicant_kind: ApplicantKind
     applicant_ref: str
     received_at: AwareDatetime
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: MaskedStr = Field(min_length=1, max_length=2000)
 
 
 class ReasonPayload(_Model):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: MaskedStr = Field(min_length=1, max_length=2000)
 
 
 class EmptyPayload(_Model):
@@ -164,7 +168,7 @@ class EmptyPayload(_Model):
 
 class RatingPayload(_Model):
     satisfied: bool
-    criteria: tuple[str, ...] = Field(default=(), max_length=20)
+    criteria: tuple[MaskedStr, ...] = Field(default=(), max_length=20)
 
 
 class ResolutionPayload(_Model):
@@ -172,14 +176,14 @@ class ResolutionPayload(_Model):
 
     approved: bool
     result_electronic: bool = False
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: MaskedStr | None = Field(default=None, max_length=2000)
 
 
 class PaymentRequestPayload(_Model):
     """A fee or charge the applicant must pay before processing goes on (status 6)."""
 
     amount_vnd: int = Field(ge=1, le=10**12, description="in Vietnamese đồng")
-    reason: str = Field(min_length=1, max_length=2000, description="what the payment is for")
+    reason: MaskedStr = Field(min_length=1, max_length=2000, description="what the payment is for")
 
 
 class PaymentPayload(_Model):
@@ -192,14 +196,14 @@ class TransferPayload(_Model):
     """A hand-over to another agency (liên thông / cross-boundary routing)."""
 
     to_unit: str = Field(min_length=1, max_length=64, description="the new competent unit")
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: MaskedStr = Field(min_length=1, max_length=2000)
 
 
 class ApologyPayload(_Model):
     """The apology letter (mẫu 04) for an overdue dossier, with the new appointment."""
 
     new_appointment_at: AwareDatetime
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: MaskedStr = Field(min_length=1, max_length=2000)
 
 
 class StatusChangedPayload(_Model):

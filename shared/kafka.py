@@ -1,6 +1,10 @@
 """Kafka plumbing on FastStream: the idempotent producer, topics (created, or awaited when the
 cluster owns them), and the dead-letter helper (with the process's count of dead letters by
-reason, for every consumer's `/metrics`)."""
+reason, for every consumer's `/metrics`).
+
+Every client made here connects as `security` says (TLS, SASL); left out, as the process's
+settings say (`MOTCUA_KAFKA_SECURITY_PROTOCOL` and the rest: shared/settings.py KafkaSettings).
+"""
 
 from __future__ import annotations
 
@@ -8,21 +12,23 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from enum import StrEnum
 from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faststream.kafka import KafkaBroker
 from prometheus_client import Counter
 from pydantic import ValidationError
 
 from shared.contract import Topics
+from shared.kafka_security import KafkaAuthenticationFailed, KafkaSecurity, raise_if_refused
 from shared.logging import get_logger, mask_text
 from shared.probes import NotReady
+from shared.settings import KafkaSettings
 
 log = get_logger(__name__)
 
@@ -30,10 +36,25 @@ log = get_logger(__name__)
 DEFAULT_PARTITIONS = 8
 
 
-def producer_settings(bootstrap: str, client_id: str) -> dict[str, Any]:
+def security_of(security: KafkaSecurity | None) -> KafkaSecurity:
+    """The security given, or the one the process's environment configures."""
+    return security if security is not None else KafkaSettings().kafka_security
+
+
+def client_options(bootstrap: str, security: KafkaSecurity | None = None) -> dict[str, Any]:
+    """The connection arguments of any aiokafka client (producer, consumer, admin)."""
+    return {"bootstrap_servers": bootstrap, **security_of(security).client_options()}
+
+
+def producer_settings(
+    bootstrap: str, client_id: str, *, security: KafkaSecurity | None = None
+) -> dict[str, Any]:
     """Every motcua producer is idempotent with acks=all: no duplicate or lost write on retry."""
+    return {**client_options(bootstrap, security), **_producer_behaviour(client_id)}
+
+
+def _producer_behaviour(client_id: str) -> dict[str, Any]:
     return {
-        "bootstrap_servers": bootstrap,
         "client_id": client_id,
         "enable_idempotence": True,
         "acks": "all",
@@ -59,16 +80,22 @@ def _cached_partitioner(key: bytes | None, all_partitions: list[int], available:
     return all_partitions[_partition_of(key, len(all_partitions))]
 
 
-def make_broker(bootstrap: str, client_id: str, *, graceful_timeout: float = 15.0) -> KafkaBroker:
+def make_broker(
+    bootstrap: str,
+    client_id: str,
+    *,
+    graceful_timeout: float = 15.0,
+    security: KafkaSecurity | None = None,
+) -> KafkaBroker:
     """The FastStream broker: consumers, dead letters and direct publishes.
 
     `graceful_timeout`: how long stopping a subscriber waits for its batch in flight.
     """
-    settings = producer_settings(bootstrap, client_id)
-    del settings["bootstrap_servers"]
     return KafkaBroker(
         bootstrap,
-        **settings,
+        **_producer_behaviour(client_id),
+        # FastStream applies it to the producer and to every subscriber's consumer.
+        security=security_of(security).faststream(),
         # The services log what matters; FastStream's per-message lines would flood the logs.
         logger=None,
         # FastStream would create a subscriber's topic with one partition and replication 1;
@@ -78,16 +105,41 @@ def make_broker(bootstrap: str, client_id: str, *, graceful_timeout: float = 15.
     )
 
 
+@contextlib.asynccontextmanager
+async def admin_client(
+    bootstrap: str, security: KafkaSecurity | None = None
+) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on exit.
+
+    When it cannot connect, a refused password or certificate raises KafkaAuthenticationFailed
+    saying so (aiokafka's own error says only "Unable to bootstrap").
+    """
+    security = security_of(security)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap, security))
+    try:
+        await admin.start()
+    except KafkaConnectionError:
+        await admin.close()
+        await raise_if_refused(bootstrap, security)
+        raise
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
 async def ensure_topics(
-    bootstrap: str, topics: Topics, partitions: int = DEFAULT_PARTITIONS
+    bootstrap: str,
+    topics: Topics,
+    partitions: int = DEFAULT_PARTITIONS,
+    *,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Create the contract's topics where the cluster lets clients do so (dev, tests).
 
     In production Strimzi's KafkaTopic resources own them; an existing topic is left as it is.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(bootstrap, security) as admin:
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(name, num_partitions=partitions, replication_factor=1)
@@ -98,18 +150,14 @@ async def ensure_topics(
             # Another service may create them at the same moment.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-    finally:
-        await admin.close()
 
 
-async def missing_topics(bootstrap: str, topics: Topics) -> tuple[str, ...]:
+async def missing_topics(
+    bootstrap: str, topics: Topics, *, security: KafkaSecurity | None = None
+) -> tuple[str, ...]:
     """The contract's topics the cluster does not have."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(bootstrap, security) as admin:
         existing = set(await admin.list_topics())
-    finally:
-        await admin.close()
     return tuple(name for name in topics.all() if name not in existing)
 
 
@@ -131,14 +179,23 @@ class TopicCheck:
     """
 
     def __init__(
-        self, bootstrap: str, topics: Topics, *, create: bool, poll_s: float = 5.0
+        self,
+        bootstrap: str,
+        topics: Topics,
+        *,
+        create: bool,
+        poll_s: float = 5.0,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._topics = topics
         self._create = create
         self._poll_s = poll_s
+        self._security = security_of(security)
         # None until Kafka has answered once.
         self.missing: tuple[str, ...] | None = None
+        # Why Kafka refuses us (credentials, certificates), while it does: shown on /readyz.
+        self.refused: str | None = None
 
     async def wait(self) -> None:
         """Return once every topic exists, retrying while Kafka is unreachable."""
@@ -147,14 +204,25 @@ class TopicCheck:
         while True:
             try:
                 if self._create:
-                    await ensure_topics(self._bootstrap, self._topics)
-                missing = await missing_topics(self._bootstrap, self._topics)
+                    await ensure_topics(self._bootstrap, self._topics, security=self._security)
+                missing = await missing_topics(
+                    self._bootstrap, self._topics, security=self._security
+                )
+            except KafkaAuthenticationFailed as exc:
+                # Retried all the same: Strimzi may create the KafkaUser after the pod starts.
+                if self.refused != str(exc):
+                    log.error("kafka refused this service", reason=str(exc), retry_in_s=delay)
+                self.refused = str(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
             except Exception as exc:
                 log.warning("kafka unavailable, retrying", error=repr(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
             self.missing = missing
+            self.refused = None
             if not missing:
                 return
             # Once per change, and every minute for whoever reads the logs later.
@@ -168,7 +236,10 @@ class TopicCheck:
             await asyncio.sleep(self._poll_s)
 
     async def ready(self) -> bool:
-        """Readiness: every topic exists; raises MissingTopics naming those that do not."""
+        """Readiness: every topic exists; raises MissingTopics naming those that do not, or
+        NotReady saying why Kafka refuses the service."""
+        if self.refused is not None:
+            raise NotReady(self.refused)
         if self.missing:
             raise MissingTopics(self.missing)
         return self.missing == ()
@@ -265,15 +336,13 @@ async def start_when_available(broker: KafkaBroker, what: str, max_delay: float 
             return
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+async def partitions_of(
+    bootstrap: str, topic: str, *, security: KafkaSecurity | None = None
+) -> list[TopicPartition]:
     """Every partition of a topic, from the cluster's metadata."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(bootstrap, security) as admin:
         (described,) = await admin.describe_topics([topic])
-        return sorted(TopicPartition(topic, p["partition"]) for p in described["partitions"])
-    finally:
-        await admin.close()
+    return sorted(TopicPartition(topic, p["partition"]) for p in described["partitions"])
 
 
 async def stop_consuming(broker: KafkaBroker) -> None:

@@ -1,38 +1,26 @@
-"""structlog JSON logging with context, and a processor that masks national IDs anywhere."""
+"""structlog JSON logging with context, and a processor that masks ID-like numbers anywhere."""
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
-# Twelve digits standing alone: a personal ID (số định danh). Longer digit runs are left alone.
-_PERSONAL_ID = re.compile(r"(?<!\d)\d{12}(?!\d)")
+from shared.pii import mask, mask_value
 
-
-def mask_text(text: str) -> str:
-    return _PERSONAL_ID.sub(lambda m: m.group(0)[:3] + "*" * 9, text)
-
-
-def _mask(value: Any) -> Any:
-    if isinstance(value, str):
-        return mask_text(value)
-    if isinstance(value, Mapping):
-        return {k: _mask(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_mask(v) for v in value)
-    return value
+# The masking of free text (shared/pii.py), under the name the log and dead-letter code import.
+mask_text = mask
 
 
 def mask_personal_ids(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Runs last before rendering, so nothing a caller passes can leak an ID in clear."""
-    return {key: _mask(value) for key, value in event_dict.items()}
+    """Runs last before rendering, so nothing a caller passes (a message, a field, an exception's
+    text) leaks a national ID, tax or phone number in clear."""
+    return {key: mask_value(value) for key, value in event_dict.items()}
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.logging import get_logger
+from shared.pii import mask_value
 
 _log = get_logger(__name__)
 
@@ -28,6 +29,7 @@ class Problem(Exception):
         *,
         kind: str | None = None,
         errors: list[dict[str, Any]] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -35,12 +37,21 @@ class Problem(Exception):
         self.detail = detail
         self.kind = kind or title.lower().replace(" ", "-")
         self.errors = errors or []
+        # RFC 9457 extension members (e.g. the successors of a unit no longer in force).
+        self.extensions = extensions or {}
 
 
 def problem_response(
-    status: int, title: str, detail: str, *, kind: str, errors: list[dict[str, Any]] | None = None
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    kind: str,
+    errors: list[dict[str, Any]] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
+        **(extensions or {}),
         "type": f"https://motcua.example/problems/{kind}",
         "title": title,
         "status": status,
@@ -48,7 +59,9 @@ def problem_response(
     }
     if errors:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    # No error body echoes an ID-like number: a field path may be a key someone typed, a detail
+    # may quote a value (Decree 13/2023).
+    return JSONResponse(mask_value(body), status_code=status, media_type=PROBLEM_JSON)
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -116,7 +129,14 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_problem(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
-        return problem_response(exc.status, exc.title, exc.detail, kind=exc.kind, errors=exc.errors)
+        return problem_response(
+            exc.status,
+            exc.title,
+            exc.detail,
+            kind=exc.kind,
+            errors=exc.errors,
+            extensions=exc.extensions,
+        )
 
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -1,4 +1,5 @@
-"""Reference data: administrative units and the procedure catalog, loaded from versioned files."""
+"""Reference data: Vietnam's administrative maps and their one-stop units, and the procedure
+catalog, loaded from versioned files (the map: `reference_data/maps/`, its newest data version)."""
 
 from __future__ import annotations
 
@@ -7,30 +8,49 @@ import json
 import math
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from shared.admin_map import (
+    AdminMap,
+    AdminMapError,
+    Division,
+    Level,
+    OneStopUnit,
+    Structure,
+    UnitNotInForce,
+    UnknownUnit,
+    latest_map_file,
+    load_map,
+)
 from shared.calendar import DAY
 from shared.logging import get_logger
 
+__all__ = [
+    "REFERENCE_DIR",
+    "AdminMapError",
+    "Component",
+    "Level",
+    "Procedure",
+    "ReferenceData",
+    "Unit",
+    "UnitNotInForce",
+    "UnknownUnit",
+    "load_reference",
+    "reload_on_sighup",
+]
+
 log = get_logger(__name__)
 
-Level = Literal["province", "district", "commune"]
 REFERENCE_DIR = Path(__file__).parent / "reference_data"
 # A procedure's time stated in working hours (4 giờ làm việc) counts 8 of them to the working day
 # (DOMAIN.md: some systems count 1 working day = 8 working hours): 4 working hours are half a day.
 WORKING_HOURS_PER_DAY = 8
 
-
-@dataclass(frozen=True, slots=True)
-class Unit:
-    code: str
-    name: str
-    level: Level
-    parent: str | None
-    province: str
+# A one-stop unit is one version of a unit code under one structure of the map.
+Unit = OneStopUnit
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,40 +93,67 @@ class Procedure:
         return math.ceil(self.processing_days)
 
 
-@dataclass(frozen=True, slots=True)
-class Province:
-    code: str
-    name: str
+def competent_level(procedure_level: Level, structure: Structure) -> Level:
+    """The level whose counters receive a procedure under a structure. Under the two-level
+    government (from 1 July 2025) there are no districts: the catalog's district-level
+    procedures passed to the communes' centers (Law on the Organisation of Local Government
+    2025; Decree 118/2025/NĐ-CP), so a commune center receives them."""
+    if procedure_level == "district" and not structure.has_districts:
+        return "commune"
+    return procedure_level
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ReferenceData:
+    """The map and the catalog of one load (a SIGHUP reload builds a new one)."""
+
     version: str
-    units: dict[str, Unit]
+    map: AdminMap
     procedures: dict[str, Procedure]
-    provinces: dict[str, Province]
+    # Every unit code ever in the map, with its latest version (names, provinces, labels).
+    units: dict[str, Unit] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        latest = {u.code: u for u in self.map.units}
+        for code in latest:
+            latest[code] = self.map.versions(code)[-1]
+        object.__setattr__(self, "units", latest)
+
+    def admit(self, code: str, at: datetime | date) -> Unit:
+        """The unit in force at that instant for a reception or a transfer; `UnknownUnit` if no
+        unit ever had this code, `UnitNotInForce` (naming the successors) if it was not in force
+        that day."""
+        return self.map.admit(code, at)
+
+    def units_at(self, at: datetime | date) -> list[Unit]:
+        return self.map.units_at(at)
+
+    def structure_at(self, at: datetime | date) -> Structure:
+        return self.map.structure_at(at)
 
     def province_of(self, unit_code: str) -> str | None:
+        """The province a unit code belongs to under its own structure (the code's `T{pp}`)."""
         unit = self.units.get(unit_code)
         return None if unit is None else unit.province
 
+    def province_at(self, unit_code: str, at: datetime | date) -> Division | None:
+        """The province of the structure in force on that day that the unit belongs to, or that
+        took over its territory (its first successor's)."""
+        return self.map.province_at(unit_code, at)
+
     def offers(self, unit: Unit, procedure: Procedure) -> bool:
-        """A unit receives the procedures of its own level (the competent level's counters)."""
-        return unit.level == procedure.competent_level
+        """A unit receives the procedures of its own level under its structure (the competent
+        level's counters)."""
+        structure = self.map.structure(unit.structure)
+        return unit.level == competent_level(procedure.competent_level, structure)
 
 
 def load_reference(directory: Path) -> ReferenceData:
-    units_doc = json.loads((directory / "units.json").read_text(encoding="utf-8"))
+    """The newest map data version of `directory/maps/` and `directory/procedures.json`."""
+    admin_map = load_map(latest_map_file(directory / "maps"))
     procs_doc = json.loads((directory / "procedures.json").read_text(encoding="utf-8"))
-    units = {u["code"]: Unit(**u) for u in units_doc["units"]}
     procedures = {p["code"]: _procedure(p) for p in procs_doc["procedures"]}
-    for unit in units.values():
-        if unit.parent is not None and unit.parent not in units:
-            raise ValueError(f"unit {unit.code} has unknown parent {unit.parent}")
-    provinces = {p["code"]: Province(**p) for p in units_doc["provinces"]}
-    return ReferenceData(
-        f"{units_doc['version']}/{procs_doc['version']}", units, procedures, provinces
-    )
+    return ReferenceData(f"{admin_map.version}/{procs_doc['version']}", admin_map, procedures)
 
 
 def processing_days(entry: dict[str, Any]) -> float:
@@ -149,16 +196,24 @@ def _procedure(entry: dict[str, Any]) -> Procedure:
 
 
 def reload_on_sighup(directory: Path, install: Callable[[ReferenceData], None]) -> None:
-    """Reload the versioned reference files on SIGHUP (in the running loop) and hand them to
-    `install`; a broken file keeps the data already loaded."""
+    """Reload the versioned reference files on SIGHUP and hand them to `install` on the loop; a
+    broken file keeps the data already loaded. The map takes about a second to parse: it is read
+    in a thread, so requests and consumers go on meanwhile."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[None]] = set()
 
-    def reload() -> None:
+    async def reload() -> None:
         try:
-            reference = load_reference(directory)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            reference = await loop.run_in_executor(None, load_reference, directory)
+        except (OSError, ValueError, KeyError, TypeError, AdminMapError) as exc:
             log.error("reference reload failed, keeping the loaded version", error=repr(exc))
         else:
             install(reference)
             log.info("reference reloaded", version=reference.version)
 
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+    def on_signal() -> None:
+        task = loop.create_task(reload())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_signal)

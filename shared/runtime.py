@@ -19,16 +19,18 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, FastAPI
 
+from shared.auth import InvalidToken, verify
 from shared.consumer import batch_consumers
 from shared.consumer_metrics import BatchConsumers
 from shared.db import prepare
 from shared.kafka import TopicCheck, make_broker, start_when_available
 from shared.lifecycle import Shutdown, cancel, stop_pipeline
 from shared.logging import configure_logging, get_logger
-from shared.middleware import BodyLimits
+from shared.middleware import BodyLimits, Identity, RateLimits
 from shared.outbox import OutboxRelay
 from shared.probes import NotReady, health_router
 from shared.problems import install_problem_handlers
+from shared.ratelimit import Budgets, RateLimitSettings
 from shared.reference import ReferenceData, reload_on_sighup
 from shared.settings import ServiceSettings
 from shared.telemetry import NO_OPENTELEMETRY, instrument, metrics_router
@@ -58,6 +60,20 @@ class Started:
 Start = Callable[[asyncpg.Pool], Awaitable[Started]]
 
 
+def token_identity(keys: list[str]) -> Callable[[str], Identity | None]:
+    """Who a bearer token names, for the rate limits (None: not a valid token). The routes
+    check the token again, role and unit included: this only picks the budgets."""
+
+    def identify(token: str) -> Identity | None:
+        try:
+            caller = verify(token, keys)
+        except InvalidToken:
+            return None
+        return Identity(caller=f"{caller.role}:{caller.unit}:{caller.subject}", unit=caller.unit)
+
+    return identify
+
+
 @dataclass(frozen=True, slots=True)
 class RelayPlan:
     """The outbox relay of a service that publishes events."""
@@ -72,13 +88,21 @@ class ServiceRuntime:
     channels and the command line need them); its pool, consumers and relay from the lifespan."""
 
     def __init__(
-        self, name: str, settings: ServiceSettings, schema: str, migrations: Path, *, group: str
+        self,
+        name: str,
+        settings: ServiceSettings,
+        schema: str,
+        migrations: Path,
+        *,
+        group: str,
+        rate_limits: RateLimitSettings | None = None,
     ) -> None:
         """`schema`: the service's own in PostgreSQL, migrated from the `migrations` folder;
-        `group`: its Kafka consumer group."""
+        `group`: its Kafka consumer group; `rate_limits`: from `MOTCUA_HTTP_*` if not given."""
         configure_logging(name, settings.log_level)
         self.name = name
         self.settings = settings
+        self.rate_limits = rate_limits or RateLimitSettings()
         self.consumer_group = group
         self.schema = schema
         self.migrations = migrations
@@ -143,7 +167,14 @@ class ServiceRuntime:
         app.include_router(metrics or metrics_router())
         if max_body_bytes is not None:
             app.add_middleware(BodyLimits, max_bytes=max_body_bytes)
-        # Last, so outermost: BodyLimits' refusals (and any fast route) are measured too.
+        if self.rate_limits.enabled(self.settings.environment):
+            # Outside BodyLimits: a refused request's body is never read.
+            app.add_middleware(
+                RateLimits,
+                budgets=Budgets.of(self.rate_limits),
+                identify=token_identity(self.settings.token_key_list),
+            )
+        # Last, so outermost: the limits' refusals (and any fast route) are measured too.
         instrument(app, self.name)
         return app
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, FilePath, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.contract import Topics
+from shared.kafka_security import KafkaSecurity, SaslMechanism, SecurityProtocol
 from shared.reference import REFERENCE_DIR
 
 # Only for development and tests; production refuses to start with it.
@@ -67,8 +68,17 @@ def read_setting_file(variable: str, path: Path) -> str:
     return text
 
 
-class ServiceSettings(BaseSettings):
-    """What every service needs; each service subclasses it with its own fields."""
+def _empty_is_unset(value: object) -> object:
+    return None if value == "" else value
+
+
+# A file the process must be able to read at start, or nothing. Empty counts as unset, so that
+# an overlay can unset what its base sets (`MOTCUA_KAFKA_SSL_CAFILE=`).
+OptionalFile = Annotated[FilePath | None, BeforeValidator(_empty_is_unset)]
+
+
+class MotcuaSettings(BaseSettings):
+    """Read from `MOTCUA_<NAME>` or the file named by `MOTCUA_<NAME>_FILE`; frozen once read."""
 
     # hide_input_in_errors: a refused value must never be printed, and the input of the checks
     # below is every setting, secrets included.
@@ -76,8 +86,76 @@ class ServiceSettings(BaseSettings):
         env_prefix=PREFIX, extra="ignore", frozen=True, hide_input_in_errors=True
     )
 
-    environment: Environment = Environment.DEVELOPMENT
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            SettingsFiles(settings_cls),
+            env_settings,
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+
+class KafkaSettings(MotcuaSettings):
+    """Where the brokers are and how every Kafka client of the process connects to them.
+
+    On its own for the Kafka helpers' default (shared/kafka.py), which must not need the rest of
+    a service's settings; ServiceSettings includes it.
+    """
+
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # PLAINTEXT for development and tests; production refuses it (see ServiceSettings).
+    kafka_security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
+    kafka_sasl_mechanism: SaslMechanism = SaslMechanism.SCRAM_SHA_512
+    kafka_sasl_username: str = ""
+    # Strimzi's User Operator writes it into the Secret named after the KafkaUser (key
+    # `password`): mount it and set MOTCUA_KAFKA_SASL_PASSWORD_FILE.
+    kafka_sasl_password: SecretStr = SecretStr("")
+    # The CA of the brokers' certificates (Strimzi: the `<cluster>-cluster-ca-cert` Secret's
+    # `ca.crt`); unset: the system's trust store. Names are checked either way.
+    kafka_ssl_cafile: OptionalFile = None
+    # A client certificate, for listeners that authenticate clients by TLS instead of SASL.
+    kafka_ssl_certfile: OptionalFile = None
+    kafka_ssl_keyfile: OptionalFile = None
+    kafka_ssl_key_password: SecretStr | None = None
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """For every producer, consumer and admin client (shared/kafka.py takes it)."""
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password.get_secret_value(),
+            cafile=self.kafka_ssl_cafile,
+            certfile=self.kafka_ssl_certfile,
+            keyfile=self.kafka_ssl_keyfile,
+            key_password=(
+                self.kafka_ssl_key_password.get_secret_value()
+                if self.kafka_ssl_key_password is not None
+                else None
+            ),
+        )
+
+    @model_validator(mode="after")
+    def _refuse_unusable_kafka_security(self) -> Self:
+        # KafkaSecurity refuses what cannot work; its messages name variables, never values.
+        _ = self.kafka_security
+        return self
+
+
+class ServiceSettings(KafkaSettings):
+    """What every service needs; each service subclasses it with its own fields."""
+
+    environment: Environment = Environment.DEVELOPMENT
     kafka_topic_prefix: str = Field(default="", pattern=r"^[a-zA-Z0-9._-]*$")
     database_url: str = "postgresql://postgres@127.0.0.1:5432/motcua"
     database_pool_size: int = Field(default=10, ge=1, le=200)
@@ -98,23 +176,6 @@ class ServiceSettings(BaseSettings):
     id_hash_key: SecretStr = SecretStr(DEV_ID_HASH_KEY)
     # Comma-separated HS256 keys; the first signs development tokens, all verify (key rotation).
     token_keys: SecretStr = SecretStr(DEV_TOKEN_KEY)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (
-            init_settings,
-            SettingsFiles(settings_cls),
-            env_settings,
-            dotenv_settings,
-            file_secret_settings,
-        )
 
     @property
     def topics(self) -> Topics:
@@ -149,4 +210,20 @@ class ServiceSettings(BaseSettings):
                 raise ValueError("MOTCUA_TOKEN_KEYS must not contain the development key")
             if any(len(k) < 32 for k in self.token_key_list):
                 raise ValueError("each of MOTCUA_TOKEN_KEYS must be at least 32 characters")
+            self._refuse_insecure_kafka()
         return self
+
+    def _refuse_insecure_kafka(self) -> None:
+        security = self.kafka_security
+        # Dossier events carry applicants' (pseudonymised) data and officers' decisions: never
+        # readable or writable by whoever reaches the network.
+        if not (security.protocol.tls and security.authenticated):
+            raise ValueError(
+                "MOTCUA_KAFKA_SECURITY_PROTOCOL must be SASL_SSL (or SSL with "
+                "MOTCUA_KAFKA_SSL_CERTFILE) in production"
+            )
+        if security.protocol.sasl and security.mechanism is SaslMechanism.PLAIN:
+            # SCRAM proves the password without sending it; PLAIN gives it to every broker.
+            raise ValueError(
+                "MOTCUA_KAFKA_SASL_MECHANISM=PLAIN is refused in production: use SCRAM"
+            )

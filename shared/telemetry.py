@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import (
@@ -57,12 +58,20 @@ def metrics_router(
     sources = registries or (REGISTRY,)
 
     @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
         if before is not None:
             await before()
         body = b"".join(generate_latest(r) for r in sources)
         if rendered is not None:
             body += rendered()
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        # The metrics page holds the unit info of both maps (megabytes of text): Prometheus asks
+        # for gzip, which makes it a twentieth of that for a few milliseconds of the fastest level.
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(
+                gzip.compress(body, compresslevel=1),
+                media_type=CONTENT_TYPE_LATEST,
+                headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+            )
+        return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Vary": "Accept-Encoding"})
 
     return router

@@ -1,4 +1,4 @@
-"""Text PostgreSQL cannot store: JSON allows U+0000 in a string; `text` and `jsonb` refuse it."""
+"""The string types of requests: no U+0000 (PostgreSQL cannot store it), and free text masked."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
+
+from shared.pii import mask
 
 NUL_REASON = "must not contain the NUL character"
 
@@ -27,11 +29,20 @@ NoNul = AfterValidator(_refuse_nul)
 # they would be checked after the validator, with other messages: hence the aliases below.)
 Text = Annotated[str, NoNul]
 
+# The rule that hides national ID, tax and phone numbers typed into free text (shared/pii.py),
+# applied where the model is validated: what is stored, published or shown afterwards (events,
+# tables, the timeline) never held them. Masking keeps the length, so it may come after lengths.
+Masked = AfterValidator(mask)
+
+# Free text people type (a rating's criteria, what a payment is for): `Text`, masked. Never for
+# an applicant's ID field, which must reach its keyed hash intact.
+FreeText = Annotated[str, NoNul, Masked]
+
 # Why an officer or a counter did something, as the applicant will read it.
-Reason = Annotated[str, Field(min_length=1, max_length=2000), NoNul]
+Reason = Annotated[str, Field(min_length=1, max_length=2000), NoNul, Masked]
 
 # An optional remark: `reason: Note | None = None`.
-Note = Annotated[str, Field(max_length=2000), NoNul]
+Note = Annotated[str, Field(max_length=2000), NoNul, Masked]
 
 
 def nul_fields(value: object, path: tuple[str, ...] = ()) -> list[str]:

@@ -33,10 +33,15 @@ from shared.contract import (
 )
 
 CAL = WorkingCalendar.vietnam(range(2024, 2029))
+# Commune centers of today's map (in force since 1 July 2025): phường Ba Đình (Hà Nội), Thủ Dầu
+# Một (Hồ Chí Minh), Hải Vân (Đà Nẵng). Dossiers dated now are received by today's units.
+BA_DINH = "T01.X00004"
+THU_DAU_MOT = "T79.X25747"
+HAI_VAN = "T48.X20194"
 
 
 def received(
-    unit: str = "T001.H01",
+    unit: str = BA_DINH,
     at: datetime | None = None,
     *,
     days: int = 3,
@@ -156,7 +161,7 @@ def lifecycles(n: int, seed: int) -> list[list[DossierEvent]]:
     rng = random.Random(seed)
     # Recent: none of them is overdue, so the overdue watch adds nothing to the timelines.
     start = datetime.now(UTC) - timedelta(hours=12)
-    return [lifecycle(rng, f"T0{rng.choice(['01', '79', '48'])}.H01", start) for _ in range(n)]
+    return [lifecycle(rng, rng.choice([BA_DINH, THU_DAU_MOT, HAI_VAN]), start) for _ in range(n)]
 
 
 def interleave(per_dossier: list[list[DossierEvent]]) -> list[DossierEvent]:

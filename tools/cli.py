@@ -10,7 +10,9 @@ import random
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date, timedelta
 from types import FrameType
+from typing import Any
 
 import uvicorn
 import uvloop
@@ -18,6 +20,7 @@ from pydantic import ValidationError
 
 from shared.auth import mint
 from shared.lifecycle import Shutdown
+from shared.serving import server_config
 from shared.settings import Environment, ServiceSettings, SettingsError
 
 SERVICES = ("intake", "processing", "metrics")
@@ -64,20 +67,9 @@ def _serve(name: str, port: int | None) -> int:
         settings = MetricsSettings()
         app = create_metrics(MetricsSettings())
     _tune_gc()
-    config = uvicorn.Config(
-        app,
-        host=settings.http_host,
-        port=port or settings.http_port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        # Idle keep-alive connections live longer than a client's or a proxy's pool keeps them
-        # (httpx 5 s, ingress-nginx 60 s): with uvicorn's 5 s default, a client reusing a
-        # connection the server is closing at that instant gets a reset, not an answer.
-        timeout_keep_alive=75,
-        # Requests in flight get half of the shutdown time; the app's own stop the rest.
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_s / 2)),
-    )
+    # Address, slow-client deadlines, header and connection caps, trusted proxies, and half of
+    # the shutdown time for requests in flight (shared/serving.py).
+    config = server_config(app, settings, port=port)
     shutdown = getattr(app.state, "shutdown", None)
     server = _Server(config, shutdown if isinstance(shutdown, Shutdown) else None)
     signal.signal(signal.SIGTERM, _stopped)
@@ -171,15 +163,26 @@ def _report(url: str, scope: str, period: str) -> int:
     if response.status_code != 200:
         print(f"motcua report: {response.status_code} {response.text}", file=sys.stderr)
         return 1
-    table = response.json()
-    count = len(table["entries"])
-    print(f"Chỉ số phục vụ (766) — {scope}, kỳ {table['period']}")
-    for entry in table["entries"]:
-        print(
-            f"{entry['name']:<40} {entry['total']:6.2f} {entry['grade']:<11} "
-            f"{entry['rank']}/{count}"
-        )
+    print("\n".join(league_lines(response.json())))
     return 0
+
+
+def league_lines(table: dict[str, Any]) -> list[str]:
+    """The league table as `motcua report` prints it. Provinces rank among the provinces of the
+    map in force at the period's end ("25/63" in 2023, "n/34" since July 2025), named in the
+    header; units rank among the units in the table."""
+    structure = table.get("structure")
+    entries = table["entries"]
+    header = f"Chỉ số phục vụ (766) — {table['scope']}, kỳ {table['period']}"
+    among = len(entries)
+    if isinstance(structure, dict):
+        header += f" — {structure['name']}"
+        if table["scope"] == "province":
+            among = int(structure["provinces"])
+    return [header] + [
+        f"{entry['name']:<40} {entry['total']:6.2f} {entry['grade']:<11} {entry['rank']}/{among}"
+        for entry in entries
+    ]
 
 
 def _import(path: str, wait: bool) -> int:
@@ -215,18 +218,25 @@ def _import(path: str, wait: bool) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from shared.admin_map import local_day
     from shared.progress import Progress
     from tools.simulate import Simulation, expected_arrivals, now, write_history
 
+    today = local_day(now())
+    if args.as_of is not None and (refused := _as_of_refused(args.as_of, today, args.write_import)):
+        print(f"motcua simulate: {refused}", file=sys.stderr)
+        return 2
     if args.write_import:
+        start = args.as_of or today - timedelta(days=args.days)
         lines = write_history(
             Path(args.write_import),
             days=args.days,
             per_day=args.per_day,
             seed=args.seed,
+            start=start,
             until=now(),
         )
-        print(f"wrote {lines} dossiers over {args.days} days to {args.write_import}")
+        print(f"wrote {lines} dossiers over {args.days} days from {start} to {args.write_import}")
         return 0
     key = _development_key("simulate")
     if key is None:
@@ -238,6 +248,12 @@ def _simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         units=args.units,
         pace=args.pace,
+    )
+    structure = simulation.network.structure
+    provinces = len({u.province for u in simulation.units})
+    print(
+        f"today's map {structure.id} ({structure.name}): {len(simulation.units)} receiving units"
+        f" in {provinces} provinces"
     )
     progress = Progress(round(expected_arrivals(args.rate, args.duration)), "dossiers submitted")
 
@@ -258,11 +274,36 @@ def _simulate(args: argparse.Namespace) -> int:
         return 130
 
 
+def _as_of_refused(as_of: date, today: date, history: bool) -> str | None:
+    """Why `--as-of` cannot be used (one line), or None. History starts on that day, so it must
+    be past; a live run receives now, so only the map in force today will do."""
+    from shared.reference import REFERENCE_DIR, load_reference
+
+    if history and as_of >= today:
+        return f"--as-of {as_of} is not in the past (today is {today})"
+    reference = load_reference(REFERENCE_DIR)
+    then, current = reference.structure_at(as_of), reference.structure_at(today)
+    if history or then.id == current.id:
+        return None
+    return (
+        f"--as-of {as_of} is on the map {then.id} ({then.name}), not in force today "
+        f"({current.id} since {current.validity.valid_from}): a live run receives at today's "
+        "units; use --as-of with --write-import"
+    )
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, not {text}")
     return value
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text}") from None
 
 
 def _at_least_one(text: str) -> int:
@@ -344,7 +385,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="FILE",
         help="write the traffic as a historical import file instead",
     )
-    sim.add_argument("--days", type=int, default=30, help="with --write-import: days of history")
+    sim.add_argument(
+        "--as-of",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="with --write-import: the history starts that day, on the map in force then "
+        "(2024-05-01: the 63 provinces); a live run accepts only a day of today's map",
+    )
+    sim.add_argument(
+        "--days", type=_at_least_one, default=30, help="with --write-import: days of history"
+    )
     sim.add_argument(
         "--per-day", type=int, default=2000, help="with --write-import: dossiers per working day"
     )

@@ -61,7 +61,7 @@ from shared.logging import mask_text
 from shared.outbox import OutboxRelay
 from shared.progress import Progress
 from shared.reference import ReferenceData, load_reference
-from shared.text import NoNul, Note, Reason, Text
+from shared.text import FreeText, NoNul, Note, Reason, Text
 
 StepType = Literal[
     "processing_started",
@@ -90,7 +90,7 @@ class TimelineStep(BaseModel):
     approved: bool | None = None
     result_electronic: bool = False
     satisfied: bool | None = None
-    criteria: list[Text] = Field(default_factory=list, max_length=20)
+    criteria: list[FreeText] = Field(default_factory=list, max_length=20)
     amount_vnd: int | None = None
     to_unit: Annotated[str, Field(max_length=64), NoNul] | None = None
     new_appointment_at: AwareDatetime | None = None
@@ -214,8 +214,12 @@ def _replay(
         if step.at < previous:
             return events, [f"{where} at {step.at} is before the step it follows"]
         previous = step.at
-        if step.type == "transferred" and step.to_unit not in reference.units:
-            return events, [f"{where}: to_unit {step.to_unit} is not in the reference data"]
+        if step.type == "transferred" and step.to_unit is not None:
+            # A transfer follows the reception's rule, at the transfer's instant.
+            try:
+                reception.admit(reference, step.to_unit, step.at, field="to_unit")
+            except reception.UnitRefused as exc:
+                return events, [f"{where}: {exc.field}: {exc.reason}"]
         try:
             event = _step_event(step, fields(step.at))
             dossier = processing.apply(dossier, event, calendar).dossier
@@ -253,9 +257,13 @@ def plan(
     line = _parse(raw)
     if isinstance(line, list):
         return line
-    unit = reference.units.get(line.unit)
-    if unit is None:
-        return [f"unit: {line.unit} is not in the reference data"]
+    # The unit receives as at the counter: only while it is in force at the line's instant (2023
+    # history onto the old map's units; from 1 July 2025 the old units are refused, naming their
+    # successors, as the API's 422 does).
+    try:
+        unit = reception.admit(reference, line.unit, line.received_at, field="unit")
+    except reception.UnitRefused as exc:
+        return [f"{exc.field}: {exc.reason}"]
     request_hash = hashlib.sha256(raw.strip().encode()).hexdigest()
     dossier_id = uuid.uuid5(_NAMESPACE, f"{unit.code}:{line.code or request_hash}")
     refusal = line.refused_at_reception
@@ -270,6 +278,8 @@ def plan(
         )
     except reception.Refused as exc:
         return [f"{e.field}: {e.reason}" for e in exc.errors]
+    except reception.UnitRefused as exc:
+        return [f"{exc.field}: {exc.reason}"]
     received = decode_dossier_event(workflow.announcement(decision, line.code or "pending"))
     assert isinstance(received, DossierReceived | DossierRefusedAtReception)
     dossier = processing.apply(None, received, calendar).dossier
@@ -321,14 +331,14 @@ async def run_import(
                         summary.reasons[reason.split(":")[0]] = (
                             summary.reasons.get(reason.split(":")[0], 0) + 1
                         )
-                    # The reasons never echo input values; the line itself is masked.
-                    rejected.write(
-                        json.dumps(
-                            {"line": line_no, "reasons": outcome, "input": mask_text(raw.strip())},
-                            ensure_ascii=False,
-                        )
-                        + "\n"
-                    )
+                    # The reasons are not meant to echo input values, and are masked all the
+                    # same (a message of a library could); the line itself is masked.
+                    record = {
+                        "line": line_no,
+                        "reasons": [mask_text(reason) for reason in outcome],
+                        "input": mask_text(raw.strip()),
+                    }
+                    rejected.write(json.dumps(record, ensure_ascii=False) + "\n")
                 elif await _store(store, outcome, settings.topics):
                     summary.accepted += 1
                 else:

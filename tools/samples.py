@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
+from shared.admin_map import local_day
 from shared.ids import PROVINCE_CODES, tax_check_digit
-from shared.reference import REFERENCE_DIR, load_reference
+from shared.reference import REFERENCE_DIR, Procedure, ReferenceData, Unit, load_reference
 
 
 def personal_id(rng: random.Random) -> str:
@@ -30,16 +33,29 @@ def tax_code(rng: random.Random) -> str:
             return f"{digits}{check}"
 
 
-def sample_submission(rng: random.Random) -> tuple[str, dict[str, Any]]:
-    """A unit code and a submission body that the unit accepts."""
-    reference = load_reference(REFERENCE_DIR)
-    procedure = rng.choice(sorted(reference.procedures.values(), key=lambda p: p.code))
-    unit = rng.choice(
-        sorted(
-            (u for u in reference.units.values() if u.level == procedure.competent_level),
-            key=lambda u: u.code,
-        )
-    )
+@cache
+def _reference() -> ReferenceData:
+    # Loading the maps takes a few hundred milliseconds: once per process.
+    return load_reference(REFERENCE_DIR)
+
+
+@cache
+def _receivers(day: date) -> dict[str, tuple[Unit, ...]]:
+    """By procedure code: the units in force that day whose counters receive it, by code."""
+    reference = _reference()
+    units = sorted(reference.units_at(day), key=lambda u: u.code)
+    return {
+        code: tuple(u for u in units if reference.offers(u, procedure))
+        for code, procedure in reference.procedures.items()
+    }
+
+
+def sample_submission(rng: random.Random, at: datetime | None = None) -> tuple[str, dict[str, Any]]:
+    """A unit code and a submission body that the unit accepts at `at` (now by default): a unit
+    of the map in force then (since 1 July 2025 a provincial or a commune center)."""
+    procedures: list[Procedure] = sorted(_reference().procedures.values(), key=lambda p: p.code)
+    procedure = rng.choice(procedures)
+    unit = rng.choice(_receivers(local_day(at or datetime.now(UTC)))[procedure.code])
     business = procedure.field.startswith("Thành lập") and rng.random() < 0.7
     digitized = rng.random() < 0.7
     body: dict[str, Any] = {

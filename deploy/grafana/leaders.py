@@ -2,7 +2,9 @@
 
 Every figure follows docs/metrics.md: the metrics service's totals are deduplicated across replicas
 with `max without (instance, pod)` and only then summed over units. Filtering by province goes
-through `motcua_unit_info` (unit → province), so the counters need no province label.
+through `motcua_unit_info` (unit → the province in force today that holds its territory), so the
+counters need no province label and the units of the 63-province map, which keep their codes in
+the counters, add up onto today's 34 provinces.
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ UNIT = 'unit=~"$unit"'
 SCOPE = 'max by (unit) (motcua_unit_info{province=~"$province", unit=~"$unit"})'
 PROVINCE_NAMES = 'max by (province, province_name) (motcua_unit_info{province=~"$province"})'
 UNIT_NAMES = (
-    'max by (unit, name, province_name) (motcua_unit_info{province=~"$province", unit=~"$unit"})'
+    "max by (unit, name, structure, province_name) "
+    '(motcua_unit_info{province=~"$province", unit=~"$unit"})'
+)
+# The units that have counted dossiers (of the ~14,000 of both maps in motcua_unit_info), with
+# their names: what the unit picker offers.
+UNITS_WITH_DOSSIERS = (
+    'max by (unit, name) (motcua_unit_info{province=~"$province"}) '
+    "and on (unit) group by (unit) "
+    '({__name__=~"motcua_dossiers_(received|completed)_total"})'
 )
 ON_TIME = 'timeliness=~"early|on_time"'
 QUANTILES = (("0.5", "median"), ("0.9", "90th percentile"), ("0.99", "99th percentile"))
@@ -289,10 +299,17 @@ def by_province(board: dash.Dashboard) -> dash.Dashboard:
         .with_panel(
             table_panel(
                 "Rates by unit",
-                "All-time rates per unit of the chosen provinces and units.",
+                "All-time rates per unit of the chosen provinces and units, each unit under the "
+                "code it received with: Map is the structure it belongs to (vn63 until 30 June "
+                "2025, vn34 since), Province the one that holds its territory today.",
                 *(
                     table_target(
-                        named(f"{recorded}{{{UNIT}}}", UNIT_NAMES, "unit", "name, province_name"),
+                        named(
+                            f"{recorded}{{{UNIT}}}",
+                            UNIT_NAMES,
+                            "unit",
+                            "name, structure, province_name",
+                        ),
                         ref,
                     )
                     for (recorded, _, _), ref in zip(rates, "ABC", strict=True)
@@ -300,7 +317,8 @@ def by_province(board: dash.Dashboard) -> dash.Dashboard:
                 rename={
                     "unit": "Code",
                     "name": "Unit",
-                    "province_name": "Province",
+                    "structure": "Map",
+                    "province_name": "Province (today)",
                     **{
                         f"Value #{ref}": title
                         for (*_, title), ref in zip(rates, "ABC", strict=True)
@@ -337,7 +355,11 @@ def build() -> dash.Dashboard:
         )
         .with_variable(
             query_variable(
-                "unit", "Unit", 'label_values(motcua_unit_info{province=~"$province"}, unit)'
+                "unit",
+                "Unit",
+                f"query_result({UNITS_WITH_DOSSIERS})",
+                # The value is the unit code, the text its name (labels come sorted: name first).
+                regex='/name="(?<text>[^"]+)".*unit="(?<value>[^"]+)"/',
             )
         )
     )

@@ -153,6 +153,30 @@ def http(board: dash.Dashboard) -> dash.Dashboard:
                 target(f"sum by (job) (motcua_http_requests_in_progress{{{JOB}}})", "{{job}}"),
             )
         )
+        .with_panel(
+            timeseries_panel(
+                "Connections closed to protect the service",
+                "Connections a service closed or refused, per second, by reason: idle ones "
+                "evicted and newcomers shed (503) at the connection cap, clients too slow with "
+                "their headers or body (408), oversized headers (431). docs/reliability.md.",
+                "cps",
+                target(
+                    rate("motcua_http_connections_closed_total", "job, reason"),
+                    "{{job}} {{reason}}",
+                ),
+                stacked=True,
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Requests rate limited (429)",
+                "Requests refused with 429 per second, by the budget they exceeded: caller, "
+                "unit, anonymous source, failed authentications of a source.",
+                "reqps",
+                target(rate("motcua_http_rate_limited_total", "job, budget"), "{{job}} {{budget}}"),
+                stacked=True,
+            )
+        )
     )
 
 

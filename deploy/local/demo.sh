@@ -47,7 +47,8 @@ for service in intake processing metrics; do
     || { echo "demo: $service did not become ready; see $LOGS/$service.log"; exit 1; }
 done
 
-echo "demo: counters and officers at work for ${DEMO_SECONDS:-20}s (motcua simulate)"
+echo "demo: counters and officers of today's map (34 provinces: provincial and commune centers)"
+echo "demo: at work for ${DEMO_SECONDS:-20}s (motcua simulate)"
 .venv/bin/motcua simulate --intake "http://127.0.0.1:$MOTCUA_INTAKE_PORT" \
   --processing "http://127.0.0.1:$MOTCUA_PROCESSING_PORT" \
   --rate "${DEMO_RATE:-10}" --duration "${DEMO_SECONDS:-20}" --units 120 --pace 0.5 \
@@ -87,7 +88,12 @@ Grafana dashboards: deploy/k8s/base/dashboards/leaders.json and operations.json.
   add a Prometheus data source with URL $MOTCUA_PROMETHEUS_URL, then Dashboards > New > Import,
   upload each file and pick that data source. On Kubernetes the Grafana sidecar loads them
   (docs/operations.md).
-A counter token:    .venv/bin/motcua token --unit T001 --role counter
+A counter token:    .venv/bin/motcua token --unit T01.X00004 --role counter
+  (the Public Administration Service Center of phường Ba Đình, Hà Nội; codes: docs/reference-data.md)
+History on the old map (63 provinces), then its table (after \`source .local/env\`):
+  .venv/bin/motcua simulate --write-import history.jsonl --as-of 2024-05-06 --days 14 --per-day 500
+  .venv/bin/motcua import history.jsonl && .venv/bin/motcua report --period 2024-05 \
+    --url http://127.0.0.1:$MOTCUA_METRICS_PORT
 
 Press Ctrl-C to stop everything (or run \`make demo-stop\` from another shell).
 MSG

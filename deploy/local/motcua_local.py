@@ -217,9 +217,61 @@ def ensure_kafka_libs(version: str = KAFKA_VERSION) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class SaslSsl:
+    """The broker's client listener speaks SASL_SSL (SCRAM-SHA-512 over TLS) instead of PLAINTEXT.
+
+    `keystore`: the broker's key and certificate chain (PKCS#12); `truststore`: the CA (PEM) the
+    broker trusts when it connects to itself. `users`: SCRAM-SHA-512 credentials written into
+    the cluster's metadata when the storage is formatted (KRaft has no ZooKeeper to hold them
+    before the first start); the first user is the broker's own, for inter-broker connections.
+    """
+
+    keystore: Path
+    keystore_password: str = field(repr=False)
+    truststore: Path
+    users: Mapping[str, str] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.users:
+            raise PlatformError("SaslSsl needs at least the broker's own SCRAM user")
+        for name, password in self.users.items():
+            # The format tool parses `name=...,password=...` itself: keep both to safe characters.
+            if not (name.replace("-", "").isalnum() and password.replace("-", "").isalnum()):
+                raise PlatformError("SCRAM user names and passwords: letters, digits and '-'")
+
+    def listener_properties(self, port: int, controller_port: int) -> list[str]:
+        broker_user, broker_password = next(iter(self.users.items()))
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{broker_user}" password="{broker_password}";'
+        )
+        return [
+            f"listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=SASL_SSL://127.0.0.1:{port}",
+            "inter.broker.listener.name=SASL_SSL",
+            # The controller listener stays on the loopback without TLS: only the broker uses it.
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+            "ssl.keystore.type=PKCS12",
+            f"ssl.keystore.location={self.keystore}",
+            f"ssl.keystore.password={self.keystore_password}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.truststore}",
+        ]
+
+    def format_arguments(self) -> list[str]:
+        arguments = []
+        for name, password in self.users.items():
+            arguments += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
+        return arguments
+
+
 @dataclass
 class Kafka:
-    """A single-node KRaft broker (combined broker + controller)."""
+    """A single-node KRaft broker (combined broker + controller); PLAINTEXT unless `sasl_ssl`."""
 
     data_dir: Path
     port: int
@@ -228,10 +280,22 @@ class Kafka:
     # Kept so the child is reaped by us, not reported by Popen.__del__ as still running.
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     guard: Guard | None = field(default=None, repr=False)
+    sasl_ssl: SaslSsl | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def _listener_properties(self) -> list[str]:
+        if self.sasl_ssl is not None:
+            return self.sasl_ssl.listener_properties(self.port, self.controller_port)
+        return [
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ]
 
     def start(self, timeout: float = 90.0) -> None:
         if self.pid is not None and pid_alive(self.pid) and port_open(self.port):
@@ -250,12 +314,8 @@ class Kafka:
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    *self._listener_properties(),
                     "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                     f"log.dirs={self.data_dir / 'data'}",
                     "num.partitions=4",
                     "auto.create.topics.enable=true",
@@ -270,6 +330,9 @@ class Kafka:
                 ]
             )
         )
+        if self.sasl_ssl is not None:
+            # It holds the keystore's and the broker user's passwords.
+            props.chmod(0o600)
         log4j = self.data_dir / "log4j2.properties"
         log4j.write_text(_LOG4J2)
         classpath = f"{libs}/*"
@@ -287,6 +350,7 @@ class Kafka:
                     "-c",
                     str(props),
                     "-g",
+                    *(self.sasl_ssl.format_arguments() if self.sasl_ssl is not None else []),
                 ],
                 check=True,
                 capture_output=True,

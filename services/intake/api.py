@@ -35,6 +35,7 @@ from shared.contract import (
     SupplementReceived,
 )
 from shared.problems import Problem, problem_response
+from shared.unit_problems import unit_problem
 
 # The two reception routes carry the counters' whole load: `RawBodyRoute`s, whose endpoints read
 # the raw request and answer the Response themselves, without FastAPI's dependency solving,
@@ -59,6 +60,7 @@ def install(app: FastAPI) -> None:
     document_models(app, domain.SubmissionIn, domain.RefusalIn)
     for refusal in (
         domain.Refused,
+        domain.UnitRefused,
         domain.IdempotencyKeyReused,
         domain.DossierNotFound,
         domain.ActionNotAllowed,
@@ -76,6 +78,9 @@ def _problem(exc: domain.IntakeError) -> Problem:
             kind="dossier-refused",
             errors=[{"field": e.field, "reason": e.reason} for e in exc.errors],
         )
+    if isinstance(exc, domain.UnitRefused):
+        # 422 `unit-not-in-force` naming the successors to resend to, or `unknown-unit`.
+        return unit_problem(exc.error, field=exc.field)
     if isinstance(exc, domain.IdempotencyKeyReused):
         return Problem(
             422,
@@ -93,7 +98,12 @@ async def _on_refusal(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, domain.IntakeError)
     problem = _problem(exc)
     return problem_response(
-        problem.status, problem.title, problem.detail, kind=problem.kind, errors=problem.errors
+        problem.status,
+        problem.title,
+        problem.detail,
+        kind=problem.kind,
+        errors=problem.errors,
+        extensions=problem.extensions,
     )
 
 
@@ -116,7 +126,7 @@ class Receipt(BaseModel):
     """The receipt and appointment (mẫu 01), or the refusal note (mẫu 03)."""
 
     dossier_id: UUID
-    dossier_code: str = Field(examples=["T001.H01.X01-261127-0001"])
+    dossier_code: str = Field(examples=["T01.X00004-261127-0001"])
     receiving_unit: str
     competent_unit: str
     procedure_code: str
@@ -204,8 +214,9 @@ def _idempotency_key(request: Request) -> str | None:
 
 
 async def _counter(request: Request) -> tuple[Intake, Caller, str | None]:
-    """What both reception routes check first, in the order they always did: the token (401),
-    then the Idempotency-Key header (422); the body and the caller's unit (403) follow."""
+    """What both reception routes check first, in the order they always did: the token (401,
+    also for a unit the reference data does not know), then the Idempotency-Key header (422);
+    the body, then whether the caller's unit is in force now (422), follow."""
     intake: Intake = request.app.state.intake
     caller = intake.authenticate(request.headers.get("authorization"))
     return intake, caller, _idempotency_key(request)
@@ -222,8 +233,7 @@ async def submit_dossier(request: Request) -> Response:
     """Receive a dossier: validate it, issue its code and appointment, publish DossierReceived."""
     intake, caller, key = await _counter(request)
     submission = parse_json_body(domain.SubmissionIn, await request.body())
-    unit = intake.unit_of(caller)
-    return _receipt(await workflow.submit(intake, caller, unit, submission, key))
+    return _receipt(await workflow.submit(intake, caller, submission, key))
 
 
 @reception.post(
@@ -237,8 +247,7 @@ async def refuse_at_reception(request: Request) -> Response:
     """Refuse a dossier at the counter with the reason (mẫu 03); it never enters processing."""
     intake, caller, key = await _counter(request)
     refusal = parse_json_body(domain.RefusalIn, await request.body())
-    unit = intake.unit_of(caller)
-    return _receipt(await workflow.refuse(intake, caller, unit, refusal, key))
+    return _receipt(await workflow.refuse(intake, caller, refusal, key))
 
 
 @router.get("/dossiers/{dossier_id}", response_model=Receipt)

@@ -10,13 +10,13 @@ from shared.auth import Caller
 from shared.bearer import bearer_caller
 from shared.calendar import WorkingCalendar
 from shared.contract import Topics
-from shared.problems import Problem
-from shared.reference import ReferenceData, Unit
+from shared.reference import ReferenceData
 
 
 @dataclass
 class Intake:
     store: IntakeStore
+    # Replaced whole by a SIGHUP reload: read it once per request.
     reference: ReferenceData
     calendar: WorkingCalendar
     id_hash_key: bytes
@@ -24,16 +24,7 @@ class Intake:
     topics: Topics
     writer: ReceptionWriter
 
-    def unit_of(self, caller: Caller) -> Unit:
-        unit = self.reference.units.get(caller.unit)
-        if unit is None:
-            raise Problem(
-                403,
-                "Unknown unit",
-                f"Unit {caller.unit} is not in the reference data",
-                kind="unknown-unit",
-            )
-        return unit
-
     def authenticate(self, authorization: str | None) -> Caller:
-        return bearer_caller(authorization, self.token_keys, "counter")
+        """A counter of a unit the reference data knows (401 otherwise); whether the unit may
+        receive at this instant is reception's check."""
+        return bearer_caller(authorization, self.token_keys, "counter", units=self.reference.units)

@@ -18,8 +18,8 @@ from shared.contract import (
     RefusalPayload,
 )
 from shared.ids import personal_id_problem, tax_code_problem
-from shared.reference import Procedure, ReferenceData, Unit
-from shared.text import NoNul, Reason, Text
+from shared.reference import AdminMapError, Procedure, ReferenceData, Unit, UnitNotInForce
+from shared.text import FreeText, NoNul, Reason, Text
 
 
 class _In(BaseModel):
@@ -67,6 +67,25 @@ class Refused(IntakeError):
         self.errors = errors
 
 
+class UnitRefused(IntakeError):
+    """A unit code named by the caller (the token's unit, a `competent_unit`, an import line's
+    unit) that cannot receive or take a dossier on that day: unknown to the reference data, or
+    not in force then (the error names the units that took over)."""
+
+    def __init__(self, field: str, error: AdminMapError) -> None:
+        super().__init__(f"{field}: {error}")
+        self.field = field
+        self.error = error
+
+    @property
+    def reason(self) -> str:
+        """What the importer writes beside the field: the successors of a unit that ended, and
+        never the value of an unknown one (it may be anything, even an ID)."""
+        if isinstance(self.error, UnitNotInForce):
+            return str(self.error)
+        return "unknown administrative unit"
+
+
 class IdempotencyKeyReused(IntakeError):
     """The Idempotency-Key was already used by this unit for a different request."""
 
@@ -87,6 +106,15 @@ class Admission:
     competent_unit: Unit
 
 
+def admit(reference: ReferenceData, code: str, at: datetime | date, *, field: str) -> Unit:
+    """The unit in force at that instant (or on that local day) to receive or take a dossier;
+    raises UnitRefused. A dictionary lookup and a date comparison: it runs at every reception."""
+    try:
+        return reference.admit(code, at)
+    except AdminMapError as error:
+        raise UnitRefused(field, error) from error
+
+
 def _applicant_errors(applicant: ApplicantIn, today: date) -> list[FieldError]:
     if applicant.kind is ApplicantKind.CITIZEN:
         problem = personal_id_problem(applicant.id_number, today)
@@ -98,15 +126,14 @@ def _applicant_errors(applicant: ApplicantIn, today: date) -> list[FieldError]:
 def check_submission(
     submission: SubmissionIn, unit: Unit, reference: ReferenceData, today: date
 ) -> Admission | list[FieldError]:
+    """The admission of a submission at `unit` (in force on `today`, the reception's local day),
+    or the rules it breaks, field by field. A competent unit that cannot take it that day raises
+    UnitRefused first: its answer names the units to send it to instead."""
     errors = _applicant_errors(submission.applicant, today)
 
     competent = unit
     if submission.competent_unit is not None and submission.competent_unit != unit.code:
-        other = reference.units.get(submission.competent_unit)
-        if other is None:
-            errors.append(FieldError("competent_unit", "unknown administrative unit"))
-        else:
-            competent = other
+        competent = admit(reference, submission.competent_unit, today, field="competent_unit")
 
     procedure = reference.procedures.get(submission.procedure_code)
     if procedure is None:
@@ -225,15 +252,16 @@ class PaymentIn(_In):
 
 class RatingIn(_In):
     satisfied: bool
-    criteria: list[Text] = Field(default_factory=list, max_length=20)
+    criteria: list[FreeText] = Field(default_factory=list, max_length=20)
 
 
 def check_refusal(refusal: SubmissionIn, reference: ReferenceData, today: date) -> list[FieldError]:
     """A refusal still names a real procedure, a plausible applicant and, when it names the
-    competent authority, a unit of the reference data: it is a record too."""
+    competent authority, a unit in force that day (UnitRefused otherwise, as for a submission):
+    it is a record too, and its units reach the public index."""
     errors = _applicant_errors(refusal.applicant, today)
-    if refusal.competent_unit is not None and refusal.competent_unit not in reference.units:
-        errors.append(FieldError("competent_unit", "unknown administrative unit"))
+    if refusal.competent_unit is not None:
+        admit(reference, refusal.competent_unit, today, field="competent_unit")
     if refusal.procedure_code not in reference.procedures:
         errors.append(FieldError("procedure_code", "not in the procedure catalog"))
     return errors

@@ -100,7 +100,9 @@ def decide(
     refusal_reason: str | None = None,
 ) -> Decision:
     """Admit the submission, or record its refusal at the counter when `refusal_reason` is given;
-    raises domain.Refused when the rules say no (a refusal is a record too: it is checked)."""
+    raises domain.Refused when the rules say no (a refusal is a record too: it is checked), and
+    domain.UnitRefused when its competent unit is not in force that day. `arrival.unit` is the
+    receiving unit as admitted at the arrival's instant (`domain.admit`)."""
     day = domain.reception_day(arrival.received_at)
     if refusal_reason is not None:
         errors = domain.check_refusal(submission, reference, day)
@@ -227,49 +229,49 @@ def request_hash(body: BaseModel) -> str:
 async def submit(
     intake: Intake,
     caller: Caller,
-    unit: Unit,
     submission: domain.SubmissionIn,
     idempotency_key: str | None,
 ) -> Issued:
-    """Receive a dossier: its rules, code and appointment, the dossier and DossierReceived stored
-    together (the receipt, mẫu 01)."""
-    return await _issue(intake, caller, unit, submission, idempotency_key, refusal_reason=None)
+    """Receive a dossier at the caller's unit: its rules, code and appointment, the dossier and
+    DossierReceived stored together (the receipt, mẫu 01)."""
+    return await _issue(intake, caller, submission, idempotency_key, refusal_reason=None)
 
 
 async def refuse(
     intake: Intake,
     caller: Caller,
-    unit: Unit,
     refusal: domain.RefusalIn,
     idempotency_key: str | None,
 ) -> Issued:
-    """Record a dossier refused at the counter with its reason (the refusal note, mẫu 03)."""
-    return await _issue(
-        intake, caller, unit, refusal, idempotency_key, refusal_reason=refusal.reason
-    )
+    """Record a dossier refused at the caller's unit with its reason (the refusal note, mẫu 03)."""
+    return await _issue(intake, caller, refusal, idempotency_key, refusal_reason=refusal.reason)
 
 
 async def _issue(
     intake: Intake,
     caller: Caller,
-    unit: Unit,
     body: domain.SubmissionIn,
     idempotency_key: str | None,
     *,
     refusal_reason: str | None,
 ) -> Issued:
-    # Only a keyed request can be replayed, so only a keyed one needs its fingerprint.
+    # Only a keyed request can be replayed, so only a keyed one needs its fingerprint. A retry
+    # answers the receipt already issued, even once its unit has ended since.
     fingerprint: str | None = None
     if idempotency_key is not None:
         fingerprint = request_hash(body)
-        earlier = await intake.store.find_by_idempotency_key(unit.code, idempotency_key)
+        earlier = await intake.store.find_by_idempotency_key(caller.unit, idempotency_key)
         if earlier is not None:
             return _replay(earlier, fingerprint)
-    arrival = Arrival(unit, datetime.now(UTC), uuid7(), caller.subject)
+    reference = intake.reference  # one data version for the whole request (a reload swaps it)
+    now = datetime.now(UTC)
+    # The token's unit receives only while it is in force (the map of 30 June 2025 ended).
+    unit = domain.admit(reference, caller.unit, now, field="unit")
+    arrival = Arrival(unit, now, uuid7(), caller.subject)
     decision = decide(
         body,
         arrival,
-        reference=intake.reference,
+        reference=reference,
         calendar=intake.calendar,
         id_hash_key=intake.id_hash_key,
         refusal_reason=refusal_reason,

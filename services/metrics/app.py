@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import asyncpg
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -14,7 +16,8 @@ from services.metrics.handlers import StatusEventHandler
 from services.metrics.index import IndexConfig
 from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
 from services.metrics.workflow import refresh_index_every
-from shared.reference import load_reference
+from shared.admin_map import local_day
+from shared.reference import ReferenceData, load_reference
 from shared.runtime import ServiceRuntime, Started
 from shared.telemetry import metrics_router
 
@@ -29,8 +32,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     registry = CollectorRegistry()
     registry.register(collector)
     reference = load_reference(settings.reference_dir)
-    # Loaded once: this service does not reload its reference data.
-    unit_info = UnitInfo(reference)
+    unit_info = UnitInfo(reference, local_day(datetime.now(UTC)))
     index_config = IndexConfig.load(settings.index_config)
 
     async def start(pool: asyncpg.Pool) -> Started:
@@ -49,8 +51,15 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             max_records=settings.max_batch,
             consumers=settings.consumers,
         )
+
+        def reload(newer: ReferenceData) -> None:
+            # A new map data version (SIGHUP): the next index and scrape place units with it.
+            metrics.reference = newer
+            unit_info.follow(newer, local_day(datetime.now(UTC)))
+
         return Started(
             metrics,
+            reload=reload,
             tasks=[refresh_index_every(metrics, index_exposition, settings.index_refresh_s)],
         )
 
@@ -59,6 +68,8 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         # counted, so all replicas expose the same totals.
         metrics: Metrics = app.state.metrics
         collector.snapshot = await metrics.store.counters()
+        # Today's provinces: rendered again on the first scrape of a new day.
+        unit_info.follow(metrics.reference, local_day(datetime.now(UTC)))
 
     app = runtime.app(
         title="motcua metrics",

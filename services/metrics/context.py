@@ -12,10 +12,6 @@ from shared.reference import ReferenceData
 @dataclass
 class Metrics:
     store: MetricsStore
+    # Replaced whole by a SIGHUP reload: a reader takes it once per table.
     reference: ReferenceData
     index_config: IndexConfig
-
-    def names(self, scope: str) -> dict[str, str]:
-        if scope == "province":
-            return {code: p.name for code, p in self.reference.provinces.items()}
-        return {code: u.name for code, u in self.reference.units.items()}

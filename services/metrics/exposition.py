@@ -8,6 +8,7 @@ replica exposes the same totals, its partitions idle or not (combine replicas wi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -137,38 +138,49 @@ class IndexExposition:
 
 
 class UnitInfo:
-    """`motcua_unit_info`: one series of value 1 per unit of the reference data, so that panels
-    group the counters (labelled by unit code only) by province and show names through a join.
+    """`motcua_unit_info`: one series of value 1 per unit code of the reference data, of every
+    structure (the units of the 63-province map too), so that panels and recording rules group
+    the counters (labelled by the unit at reception only, never relabelled) by **today's**
+    province and show names through a join.
 
-    Rendered once per version of the reference data: 441 series of five labels would otherwise
-    be rendered at every scrape.
+    `province` and `province_name` are the province in force today that the unit belongs to or
+    whose territory took its own over (Hà Giang's units: Tuyên Quang), so old and new units add
+    up onto the 34 provinces; `structure` is the map the unit belongs to. About 14,000 series:
+    rendered once per reference data and day, never per scrape.
     """
 
-    def __init__(self, reference: ReferenceData) -> None:
+    def __init__(self, reference: ReferenceData, today: date) -> None:
         self.text = b""
-        self.update(reference)
+        self.reference: ReferenceData | None = None
+        self.day = today
+        self.update(reference, today)
 
-    def update(self, reference: ReferenceData) -> None:
+    def follow(self, reference: ReferenceData, today: date) -> None:
+        """Render again if the reference data or the day changed (a unit's current province
+        moves when a structure or the unit ends)."""
+        if reference is not self.reference or today != self.day:
+            self.update(reference, today)
+
+    def update(self, reference: ReferenceData, today: date) -> None:
         info = GaugeMetricFamily(
             "motcua_unit_info",
-            "Always 1: an administrative unit of the reference data, its name, province and level",
-            labels=["unit", "name", "province", "province_name", "level"],
+            "Always 1: a one-stop unit of the reference data (any map), its name, level and "
+            "structure, and the province in force today that it belongs to or that took it over",
+            labels=["unit", "name", "level", "structure", "province", "province_name"],
         )
         for code, unit in sorted(reference.units.items()):
-            province = reference.provinces.get(unit.province)
+            # A unit not begun yet (a newer data version's) is placed in its own province.
+            current = reference.province_at(code, today) or reference.map.province(
+                unit.structure, unit.province
+            )
             info.add_metric(
-                [
-                    code,
-                    unit.name,
-                    unit.province,
-                    "" if province is None else province.name,
-                    unit.level,
-                ],
+                [code, unit.name, unit.level, unit.structure, current.code, current.short_name],
                 1,
             )
         registry = CollectorRegistry()
         registry.register(_Fixed(info))
         self.text = generate_latest(registry)
+        self.reference, self.day = reference, today
 
 
 class _Fixed(Collector):

@@ -21,7 +21,8 @@ from services.metrics.handlers import StatusEventHandler
 from services.metrics.store import MIGRATIONS, SCHEMA, MetricsStore
 from shared.consumer import Record
 from shared.db import prepare
-from shared.kafka import partitions_of
+from shared.kafka import client_options, partitions_of
+from shared.kafka_security import KafkaSecurity
 from shared.progress import Progress
 from shared.reference import load_reference
 
@@ -36,8 +37,8 @@ class RebuildReport:
     partitions: int
 
 
-async def _group_is_active(bootstrap: str, group: str) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _group_is_active(bootstrap: str, group: str, security: KafkaSecurity) -> bool:
+    admin = AIOKafkaAdminClient(**client_options(bootstrap, security))
     await admin.start()
     try:
         for attempt in range(60):
@@ -64,7 +65,7 @@ async def _replay(
 ) -> int:
     """Feed `partitions` from their first offset up to `ends` through the handler."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings.kafka_bootstrap, settings.kafka_security),
         enable_auto_commit=False,
         max_poll_records=settings.max_batch,
         # Large fetches: a replay reads sequentially, and bigger batches mean fewer transactions.
@@ -100,7 +101,9 @@ async def _replay(
 
 async def rebuild(settings: MetricsSettings, *, show_progress: bool = True) -> RebuildReport:
     topic = settings.topics.status_events
-    if await _group_is_active(settings.kafka_bootstrap, settings.consumer_group):
+    if await _group_is_active(
+        settings.kafka_bootstrap, settings.consumer_group, settings.kafka_security
+    ):
         raise RebuildRefused(
             f"consumer group {settings.consumer_group} has running members: stop the metrics "
             "service before rebuilding"
@@ -110,7 +113,7 @@ async def rebuild(settings: MetricsSettings, *, show_progress: bool = True) -> R
     pool = await prepare(settings.database_url, SCHEMA, MIGRATIONS, workers + 1)
     # The group's consumer only reads the offsets and commits the end: the workers read.
     group = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings.kafka_bootstrap, settings.kafka_security),
         group_id=settings.consumer_group,
         enable_auto_commit=False,
     )
@@ -118,7 +121,9 @@ async def rebuild(settings: MetricsSettings, *, show_progress: bool = True) -> R
     try:
         store = MetricsStore(pool, reference.province_of)
         handler = StatusEventHandler(store, None, settings.topics, "metrics-rebuild")
-        partitions = await partitions_of(settings.kafka_bootstrap, topic)
+        partitions = await partitions_of(
+            settings.kafka_bootstrap, topic, security=settings.kafka_security
+        )
         begins = await group.beginning_offsets(partitions)
         ends = await group.end_offsets(partitions)
         todo = sum(ends[tp] - begins[tp] for tp in partitions)

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -82,6 +82,8 @@ def _row(f: DossierFacts, province_of: Callable[[str], str | None]) -> dict[str,
         "satisfied": f.satisfied,
         "rated_at": f.rated_at,
         "last_event_at": f.last_event_at,
+        # The unit code's own province, no longer read by the index (which places a unit by the
+        # period: provinces.py); still written for pods of the previous version during an upgrade.
         "receiving_province": province_of(f.receiving_unit),
         "competent_province": province_of(f.competent_unit),
     }
@@ -268,13 +270,15 @@ class MetricsStore:
         return value
 
     async def populations(
-        self, scope: Literal["unit", "province"], start: datetime, end: datetime, at: datetime
+        self, start: datetime, end: datetime, at: datetime
     ) -> dict[str, Population]:
-        """The index populations of every unit or province for [start, end), judged at `at`: each
-        dossier as its facts stood then (the period's end for a closed period, the latest event
-        for a running one), so events dated after a closed period never change it."""
-        competent = "competent_unit" if scope == "unit" else "competent_province"
-        receiving = "receiving_unit" if scope == "unit" else "receiving_province"
+        """The index populations of every unit for [start, end), judged at `at`: each dossier as
+        its facts stood then (the period's end for a closed period, the latest event for a
+        running one), so events dated after a closed period never change it. By unit code as
+        received or transferred: which province a unit counts to depends on the period
+        (services/metrics/provinces.py), so it is decided after the query, not stored."""
+        competent = "competent_unit"
+        receiving = "receiving_unit"
         # The version in force at `at`: every event dated before the period's end counts, and
         # while the period runs, every event up to the latest (dated `at`) too.
         cutoff = end if at >= end else at + timedelta(microseconds=1)

@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from services.metrics.context import Metrics
 from services.metrics.domain import CounterKey, DossierFacts, StatusEvent, fold
 from services.metrics.exposition import IndexExposition
-from services.metrics.index import league, parse_period
+from services.metrics.index import Period, Score, league, parse_period
+from services.metrics.provinces import Ranking, by_province, ranking
 from services.metrics.store import Known, MetricsStore
+from shared.calendar import LOCAL_TZ
 from shared.consumer import TRANSIENT_DB_ERRORS
 from shared.logging import get_logger
 
@@ -83,16 +87,34 @@ def _catch_up(stored: Known | None) -> DossierFacts | None:
     return None
 
 
+Scope = Literal["unit", "province"]
+
+
+async def standings(
+    metrics: Metrics, scope: Scope, period: Period, at: datetime
+) -> tuple[Ranking, list[Score]]:
+    """A period's league of units (as received) or provinces (of the structure in force on its
+    last day, old units counted to their successors'), judged at `at`."""
+    reference = metrics.reference  # one version for the whole table, whatever a reload does
+    on = ranking(reference, period)
+    units = await metrics.store.populations(period.start, period.end, at)
+    populations = units if scope == "unit" else by_province(units, reference, on)
+    return on, league(populations, metrics.index_config)
+
+
 async def refresh_index(metrics: Metrics, exposition: IndexExposition) -> None:
-    """The index gauges: the year to date of the latest event, for units and provinces."""
+    """The index gauges: the year to date of the latest event, for units and provinces (one
+    query: the provinces' populations are their units')."""
     latest = await metrics.store.latest_event_at()
     if latest is None:
         return
-    period = parse_period(f"{latest.year}")
+    period = parse_period(f"{latest.astimezone(LOCAL_TZ).year}")
     at = min(period.end, latest)
+    reference = metrics.reference
+    units = await metrics.store.populations(period.start, period.end, at)
+    provinces = by_province(units, reference, ranking(reference, period))
     rows = []
-    for scope in ("unit", "province"):
-        populations = await metrics.store.populations(scope, period.start, period.end, at)
+    for scope, populations in (("unit", units), ("province", provinces)):
         for s in league(populations, metrics.index_config):
             rows.append((scope, s.code, "total", s.total))
             rows += [(scope, s.code, group, value) for group, value in s.groups.items()]

@@ -36,7 +36,9 @@ from shared.contract import (
     TransferPayload,
 )
 from shared.problems import Problem
+from shared.reference import AdminMapError
 from shared.text import Note, Reason, Text
+from shared.unit_problems import unit_problem
 
 router = APIRouter(prefix="/v1", tags=["dossiers"])
 
@@ -261,9 +263,14 @@ class OfficerAction:
     dossier_id: UUID
 
     async def __call__(
-        self, event: Callable[..., OfficerEvent], payload: BaseModel | None = None
+        self,
+        event: Callable[..., OfficerEvent],
+        payload: BaseModel | None = None,
+        *,
+        at: datetime | None = None,
     ) -> DossierOut:
-        """Apply the event (of this officer, now) to the dossier; 404 or 409 if it cannot be."""
+        """Apply the event (of this officer, at `at`, now by default) to the dossier; 404 or 409
+        if it cannot be."""
         processing = self.processing
         try:
             change = await workflow.officer_action(
@@ -274,6 +281,7 @@ class OfficerAction:
                 dossier_id=self.dossier_id,
                 event=event,
                 payload=payload,
+                at=at,
             )
         except domain.NotHandledHere:
             raise _not_yours() from None
@@ -347,9 +355,15 @@ async def request_payment(body: PaymentRequestIn, act: Action) -> DossierOut:
 @router.post("/dossiers/{dossier_id}/transfer", response_model=DossierOut)
 async def transfer(body: TransferIn, act: Action) -> DossierOut:
     """Hand the dossier over to another agency (liên thông); the deadline does not restart, and
-    from then on the dossier is that unit's, not yours."""
-    if body.to_unit not in act.processing.reference.units:
-        raise RequestValidationError(
-            [{"type": "unknown_unit", "loc": ("body", "to_unit"), "msg": "no unit has this code"}]
-        )
-    return await act(DossierTransferred, TransferPayload(to_unit=body.to_unit, reason=body.reason))
+    from then on the dossier is that unit's, not yours. The unit must be in force at the
+    transfer instant, as at a reception: one that ended is a 422 naming its successors."""
+    now = datetime.now(UTC)
+    try:
+        to_unit = act.processing.reference.admit(body.to_unit, now)
+    except AdminMapError as error:
+        raise unit_problem(error, field="to_unit") from None
+    # Admitted and recorded at the same instant: a transfer at midnight of a reorganisation is
+    # judged by the day it carries.
+    return await act(
+        DossierTransferred, TransferPayload(to_unit=to_unit.code, reason=body.reason), at=now
+    )

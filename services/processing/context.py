@@ -18,8 +18,11 @@ class Processing:
     calendar: WorkingCalendar
     topics: Topics
     token_keys: list[str]
-    # Units an officer may transfer a dossier to.
+    # The map of the last (re)load, replaced whole by SIGHUP: the officers' units and the units
+    # a dossier may be transferred to.
     reference: ReferenceData
 
     def authenticate(self, authorization: str | None) -> Caller:
-        return bearer_caller(authorization, self.token_keys, "officer")
+        """An officer of a unit the map knows, of any day (the officers of a unit that ended
+        still answer for its dossiers); 401 otherwise."""
+        return bearer_caller(authorization, self.token_keys, "officer", units=self.reference.units)

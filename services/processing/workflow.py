@@ -129,16 +129,18 @@ async def officer_action(
     dossier_id: UUID,
     event: Callable[..., OfficerEvent],
     payload: BaseModel | None = None,
+    at: datetime | None = None,
 ) -> domain.Change:
-    """An officer's action on a dossier of their unit, as one event of this officer, now: the
-    unit of work of every action route. Raises NotHandledHere or Rejected (nothing written)."""
+    """An officer's action on a dossier of their unit, as one event of this officer at `at`
+    (now by default): the unit of work of every action route. Raises NotHandledHere or Rejected
+    (nothing written)."""
     async with store.batch() as tx:
         # Read under the row's lock: a colleague's transfer may have committed a moment ago.
         dossier = await tx.handled_by(officer.unit, dossier_id)
         if dossier is None:
             raise domain.NotHandledHere(dossier_id)
         fields = new_event_fields(
-            datetime.now(UTC),
+            at or datetime.now(UTC),
             dossier.id,
             dossier.receiving_unit,
             dossier.competent_unit,

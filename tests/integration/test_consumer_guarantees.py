@@ -93,9 +93,9 @@ async def test_killing_processing_mid_run_leaves_counts_exact(
 def valid_event() -> DossierReceived:
     now = datetime.now(UTC)
     return DossierReceived(
-        **new_event_fields(now, uuid.uuid4(), "T001", "T001"),
+        **new_event_fields(now, uuid.uuid4(), "T01", "T01"),
         payload=DossierReceivedPayload(
-            dossier_code="T001-261127-9001",
+            dossier_code="T01-261127-9001",
             procedure_code="1.001612",
             channel=Channel.ONLINE,
             applicant_kind=ApplicantKind.CITIZEN,
@@ -165,7 +165,7 @@ async def test_poison_of_every_kind_is_dead_lettered_and_nothing_around_it_is_lo
     # A second dossier at the end of the calendar, whose supplement pushes the appointment past
     # year 9999: the calendar overflows inside the batch's transaction.
     late = datetime(9999, 12, 1, 3, tzinfo=UTC)
-    far = received("T001", late, days=1)
+    far = received("T01", late, days=1)
 
     def fields(at: datetime, dossier: uuid.UUID = ident) -> dict[str, object]:
         return new_event_fields(at, dossier, unit, unit, actor="officer")
@@ -242,11 +242,11 @@ async def test_a_status_event_the_database_refuses_is_dead_lettered_by_metrics(
     dead-letters it and counts the event behind it on the same partition."""
     metrics = services.start("metrics", MOTCUA_MAX_BATCH="100")
     topics = Topics(isolated.topic_prefix)
-    (poison,) = status_events([received("T001.H01")])
+    (poison,) = status_events([received("T01.X00004")])
     poison = poison.model_copy(
         update={"payload": poison.payload.model_copy(update={"components_total": 2**31})}
     )
-    (good,) = status_events([received("T001.H02")])
+    (good,) = status_events([received("T01.X00008")])
     producer = AIOKafkaProducer(bootstrap_servers=isolated.platform.kafka.bootstrap)
     await producer.start()
     try:
@@ -256,7 +256,7 @@ async def test_a_status_event_the_database_refuses_is_dead_lettered_by_metrics(
     finally:
         await producer.stop()
 
-    received_good = 'motcua_dossiers_received_total{channel="online",unit="T001.H02"}'
+    received_good = 'motcua_dossiers_received_total{channel="online",unit="T01.X00008"}'
 
     async def good_one_counted() -> bool:
         return (await scrape(metrics.url)).get(received_good) == 1
@@ -274,7 +274,7 @@ async def test_a_status_event_the_database_refuses_is_dead_lettered_by_metrics(
     assert (
         samples['motcua_dead_letters_total{consumer="motcua-metrics",reason="unapplicable"}'] == 1
     )
-    assert 'motcua_dossiers_received_total{channel="online",unit="T001.H01"}' not in samples
+    assert 'motcua_dossiers_received_total{channel="online",unit="T01.X00004"}' not in samples
     # The partition moved on: the group's offsets pass both records.
 
     async def moved_on() -> bool:

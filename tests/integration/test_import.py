@@ -59,7 +59,7 @@ def history(n: int) -> list[str]:
         lines.append(
             line(
                 received_at=f"2023-07-0{day}T09:{i % 60:02d}:00+07:00",
-                code=f"T002.H01-2307{day:02d}-{i:04d}",
+                code=f"T02.H024-2307{day:02d}-{i:04d}",
                 timeline=timeline,
             )
         )
@@ -71,7 +71,7 @@ async def test_import_history_then_again(stack: Stack, tmp_path: Path) -> None:
     bad = [
         line(applicant={"kind": "citizen", "id_number": "003085001234", "name": "X"}),
         line(
-            code="T002.H01-230703-9999",
+            code="T02.H024-230703-9999",
             timeline=[{"type": "returned", "at": "2023-07-04T09:00:00+07:00"}],
         ),
         "{broken",
@@ -91,20 +91,20 @@ async def test_import_history_then_again(stack: Stack, tmp_path: Path) -> None:
 
         async def all_processed() -> bool:
             n = await conn.fetchval(
-                "SELECT count(*) FROM processing.dossiers WHERE code LIKE 'T002.H01-2307%'"
+                "SELECT count(*) FROM processing.dossiers WHERE code LIKE 'T02.H024-2307%'"
             )
             return bool(n == 50)
 
         await eventually(all_processed, what="50 imported dossiers in processing")
         rows = await conn.fetch(
             "SELECT status, count(*) AS n FROM processing.dossiers "
-            "WHERE code LIKE 'T002.H01-2307%' GROUP BY status"
+            "WHERE code LIKE 'T02.H024-2307%' GROUP BY status"
         )
         statuses = {r["status"]: r["n"] for r in rows}
         assert statuses == {7: 10, 9: 40}  # withdrawn, resolved
         # Original times: nothing in processing is dated today.
         assert await conn.fetchval(
-            "SELECT max(received_at) FROM processing.dossiers WHERE code LIKE 'T002.H01-2307%'"
+            "SELECT max(received_at) FROM processing.dossiers WHERE code LIKE 'T02.H024-2307%'"
         ) < await conn.fetchval("SELECT '2023-08-01'::timestamptz")
         timeline_before = await conn.fetchval("SELECT count(*) FROM processing.timeline")
 
@@ -115,9 +115,9 @@ async def test_import_history_then_again(stack: Stack, tmp_path: Path) -> None:
                 table = (
                     await client.get("/v1/index", params={"scope": "unit", "period": "2023-07"})
                 ).json()
-                return any(e["code"] == "T002.H01" for e in table["entries"])
+                return any(e["code"] == "T02.H024" for e in table["entries"])
 
-            await eventually(indexed, what="T002.H01 in the July 2023 index")
+            await eventually(indexed, what="T02.H024 in the July 2023 index")
 
         code, out, _ = await motcua(stack, "import", str(source))
         assert "accepted 0, rejected 3, already imported 50" in out

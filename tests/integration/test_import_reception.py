@@ -5,6 +5,7 @@ part of a working day (with a test-only catalog; the shipped one has none)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from datetime import datetime, timedelta
@@ -26,8 +27,14 @@ from tests.unit.test_part_day_procedures import (
 
 pytestmark = pytest.mark.integration
 CAL = WorkingCalendar.vietnam(range(2022, 2031))
-REFUSING = "T002.H01"
-PART_DAY = "T002.H02"
+# One-stop departments of the old map (until 30 June 2025): thành phố Hà Giang, huyện Đồng Văn,
+# and a commune department of thành phố Hà Giang, phường Quang Trung.
+REFUSING = "T02.H024"
+PART_DAY = "T02.H026"
+QUANG_TRUNG = "T02.H024.X00688"
+# Today's commune center that receives the former district-level procedures: phường Hà Giang 2
+# (Tuyên Quang), which took over part of phường Quang Trung's territory.
+TODAY_UNIT = "T08.X00691"
 
 
 async def motcua_import(stack: Stack, source: Path, **env: str) -> str:
@@ -64,11 +71,11 @@ async def test_refusals_at_reception_are_imported_and_counted(stack: Stack, tmp_
     cross = refusal(
         unit=REFUSING,
         code=f"{REFUSING}-230703-0009",
-        competent_unit="T079.H01",
+        competent_unit="T79.H760",
         received_at="2023-07-03T09:30:00+07:00",
     )
     received = line(unit=REFUSING, code=f"{REFUSING}-230703-0010", timeline=[])
-    unknown = refusal(unit=REFUSING, code=f"{REFUSING}-230703-0011", competent_unit="T999.H99")
+    unknown = refusal(unit=REFUSING, code=f"{REFUSING}-230703-0011", competent_unit="T99.H999")
     source.write_text("\n".join([*refused, cross, received, unknown]) + "\n", encoding="utf-8")
 
     out = await motcua_import(stack, source)
@@ -99,7 +106,7 @@ async def test_refusals_at_reception_are_imported_and_counted(stack: Stack, tmp_
         assert row["refusal_reason"] == "Thiếu giấy đề nghị đăng ký hộ kinh doanh"
         assert row["received_at"] == local("2023-07-03T09:30:00+07:00")
         assert row["appointment_at"] is None
-        assert row["competent_unit"] == "T079.H01"
+        assert row["competent_unit"] == "T79.H760"
 
         async def in_processing() -> bool:
             n = await conn.fetchval(
@@ -110,6 +117,72 @@ async def test_refusals_at_reception_are_imported_and_counted(stack: Stack, tmp_
             return bool(n == 3)
 
         await eventually(in_processing, what="the refusals ended at their reception instant")
+    finally:
+        await conn.close()
+
+
+async def test_an_old_maps_commune_is_imported_until_30_june_2025_and_refused_after(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Issue 13: the old map's units receive until their last day; from 1 July 2025 (Vietnam
+    time) a line at one is rejected naming the commune centers that took its territory over."""
+    birth = {
+        "procedure_code": "1.001193",  # birth registration, commune level
+        "components": [{"code": "to_khai"}, {"code": "giay_chung_sinh"}],
+        "timeline": [],
+    }
+    last_day = line(
+        unit=QUANG_TRUNG,
+        code=f"{QUANG_TRUNG}-250630-0001",
+        received_at="2025-06-30T16:30:00+07:00",
+        **birth,
+    )
+    first_day = line(
+        unit=QUANG_TRUNG,
+        code=f"{QUANG_TRUNG}-250701-0001",
+        received_at="2025-07-01T08:00:00+07:00",
+        **birth,
+    )
+    successor = line(
+        unit=TODAY_UNIT,
+        code=f"{TODAY_UNIT}-250701-0001",
+        received_at="2025-07-01T08:00:00+07:00",
+        **birth,
+    )
+    source = tmp_path / "handover.jsonl"
+    source.write_text("\n".join([last_day, first_day, successor]) + "\n", encoding="utf-8")
+
+    out = await motcua_import(stack, source)
+    assert "accepted 2, rejected 1, already imported 0" in out
+    (rejected,) = [
+        json.loads(r) for r in (tmp_path / "handover.jsonl.rejected").read_text().splitlines()
+    ]
+    assert rejected["line"] == 2
+    assert rejected["reasons"] == [
+        "unit: unit T02.H024.X00688 is not in force on 2025-07-01; successors: "
+        "T08.X00691 (Trung tâm Phục vụ hành chính công phường Hà Giang 2, Tuyên Quang), "
+        "T08.X00694 (Trung tâm Phục vụ hành chính công phường Hà Giang 1, Tuyên Quang)"
+    ]
+
+    conn = await asyncpg.connect(stack.env.database_url)
+    try:
+        stored = await conn.fetch(
+            "SELECT code, receiving_unit FROM intake.dossiers WHERE code LIKE '%-2507__-0001' "
+            "OR code LIKE '%-250630-0001' ORDER BY code"
+        )
+        assert [(r["code"], r["receiving_unit"]) for r in stored] == [
+            (f"{QUANG_TRUNG}-250630-0001", QUANG_TRUNG),
+            (f"{TODAY_UNIT}-250701-0001", TODAY_UNIT),
+        ]
+
+        async def in_processing() -> bool:
+            n = await conn.fetchval(
+                "SELECT count(*) FROM processing.dossiers WHERE code = ANY($1::text[])",
+                [f"{QUANG_TRUNG}-250630-0001", f"{TODAY_UNIT}-250701-0001"],
+            )
+            return bool(n == 2)
+
+        await eventually(in_processing, what="both accepted lines in processing")
     finally:
         await conn.close()
 
@@ -178,7 +251,7 @@ async def test_a_counter_receives_a_half_day_procedure(services: Services, tmp_p
         "components": [{"code": "to_khai"}],
     }
     async with httpx.AsyncClient(base_url=intake.url, timeout=10) as client:
-        response = await client.post("/v1/dossiers", json=body, headers=counter_token(PART_DAY))
+        response = await client.post("/v1/dossiers", json=body, headers=counter_token(TODAY_UNIT))
     assert response.status_code == 201, response.text
     receipt = response.json()
     received_at = local(receipt["received_at"])

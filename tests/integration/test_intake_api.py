@@ -17,7 +17,9 @@ from tools.samples import sample_submission
 
 pytestmark = pytest.mark.integration
 
-UNIT = "T001.H01.X01"
+UNIT = "T01.X00004"  # phường Ba Đình's center, Hà Nội (today's map, from 1 July 2025)
+# Phường Quang Trung's one-stop department, thành phố Hà Giang: the old map's, ended 30 June 2025.
+ENDED = "T02.H024.X00688"
 
 
 def birth_registration(**overrides: Any) -> dict[str, Any]:
@@ -126,7 +128,7 @@ async def test_authentication_and_unit_scope(client: httpx.AsyncClient) -> None:
     ).status_code == 403
     mine = (await client.post("/v1/dossiers", json=body, headers=counter_token(UNIT))).json()
     other = await client.get(
-        f"/v1/dossiers/{mine['dossier_id']}", headers=counter_token("T001.H01.X02")
+        f"/v1/dossiers/{mine['dossier_id']}", headers=counter_token("T01.X00008")
     )
     assert other.status_code == 404
     assert other.headers["content-type"] == "application/problem+json"
@@ -155,7 +157,7 @@ async def test_idempotent_retries(stack: Stack, client: httpx.AsyncClient) -> No
 
 
 async def test_daily_codes_are_unique_under_concurrency(client: httpx.AsyncClient) -> None:
-    unit = "T079.H02.X02"
+    unit = "T79.X25747"
     responses = await asyncio.gather(
         *(
             client.post("/v1/dossiers", json=birth_registration(), headers=counter_token(unit))
@@ -184,19 +186,88 @@ async def test_refusal_at_reception_is_recorded_with_a_code(client: httpx.AsyncC
     assert rating.status_code == 409
 
 
+@pytest.mark.parametrize(
+    "forged",
+    ["T999.H99", 'T01.X00004"', "T01.X00004\nT01", "T99.X99999", "<script>"],
+)
 async def test_a_refusal_naming_an_unknown_competent_unit_is_refused(
-    client: httpx.AsyncClient,
+    stack: Stack, client: httpx.AsyncClient, forged: str
 ) -> None:
+    # Issue 14.2: what a refusal names as competent becomes a ranked unit of the public index.
     body = {
         **birth_registration(components=[]),
         "reason": "Thiếu giấy chứng sinh",
-        "competent_unit": "T999.H99",
+        "competent_unit": forged,
     }
+    before = await outbox_rows(stack)
     response = await client.post("/v1/refusals", json=body, headers=counter_token(UNIT))
     assert response.status_code == 422, response.text
-    assert response.json()["errors"] == [
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"].endswith("/unknown-unit")
+    assert problem["errors"] == [
         {"field": "competent_unit", "reason": "unknown administrative unit"}
     ]
+    assert forged not in response.text
+    assert await outbox_rows(stack) == before
+
+
+async def test_a_unit_that_ended_receives_nothing_and_is_told_its_successors(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    before = await outbox_rows(stack)
+    refusal = {**birth_registration(components=[]), "reason": "Thiếu giấy chứng sinh"}
+    for path, body in [("/v1/dossiers", birth_registration()), ("/v1/refusals", refusal)]:
+        response = await client.post(path, json=body, headers=counter_token(ENDED))
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["type"].endswith("/unit-not-in-force")
+        assert problem["unit"] == ENDED
+        assert problem["successors"] == [
+            {
+                "code": "T08.X00691",
+                "name": "Trung tâm Phục vụ hành chính công phường Hà Giang 2, Tuyên Quang",
+            },
+            {
+                "code": "T08.X00694",
+                "name": "Trung tâm Phục vụ hành chính công phường Hà Giang 1, Tuyên Quang",
+            },
+        ]
+        assert "T08.X00691" in problem["detail"]
+    # Named as the competent unit by a unit in force: the same answer, on that field.
+    elsewhere = await client.post(
+        "/v1/dossiers",
+        json=birth_registration(competent_unit=ENDED),
+        headers=counter_token(UNIT),
+    )
+    assert elsewhere.status_code == 422, elsewhere.text
+    assert elsewhere.json()["type"].endswith("/unit-not-in-force")
+    assert elsewhere.json()["errors"][0]["field"] == "competent_unit"
+    assert await outbox_rows(stack) == before
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "T001.H01.X01",  # the synthetic map's: not a code of the scheme
+        "T01.X00004\n",
+        'T01"',
+        "T99.X99999",  # well formed, but no unit ever had it
+    ],
+)
+async def test_a_token_whose_unit_is_malformed_or_unknown_is_401(
+    stack: Stack, client: httpx.AsyncClient, unit: str
+) -> None:
+    before = await outbox_rows(stack)
+    headers = counter_token(unit)
+    submitted = await client.post("/v1/dossiers", json=birth_registration(), headers=headers)
+    read = await client.get("/v1/dossiers/0190f3c4-0000-7000-8000-000000000000", headers=headers)
+    for response in (submitted, read):
+        assert response.status_code == 401, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert unit not in response.text
+    assert await outbox_rows(stack) == before
 
 
 async def test_a_dossier_through_counter_and_officer(

@@ -30,7 +30,7 @@ from tests.harness import counter_token
 
 pytestmark = pytest.mark.integration
 
-UNIT = "T001.H01.X01"
+UNIT = "T01.X00004"
 # Per operation and generation mode (positive, negative): ~700 requests, 7-20 s on 2 cores.
 MAX_EXAMPLES = 25
 

@@ -27,7 +27,7 @@ from tests.conftest import Isolated
 
 pytestmark = pytest.mark.integration
 
-UNIT = "T001.H01"
+UNIT = "T01.X00004"
 DAY = date(2026, 11, 27)
 AT = datetime(2026, 11, 27, 2, tzinfo=UTC)
 
@@ -111,12 +111,12 @@ async def test_a_refused_batch_leaves_nothing(store: IntakeStore) -> None:
 async def test_an_imported_dossier_keeps_its_code(store: IntakeStore) -> None:
     pool = store.pool
     kept, numbered = await store.receive_batch(
-        [replace(reception(1), given_code="T001.H01-230703-0042"), reception(2)]
+        [replace(reception(1), given_code="T01.H001-230703-0042"), reception(2)]
     )
     assert kept is not None
-    assert kept.code == "T001.H01-230703-0042"
+    assert kept.code == "T01.H001-230703-0042"
     assert numbered is not None
     # A kept code still takes its place in the day's sequence, as before the import.
     assert numbered.code == dossier_code(UNIT, DAY, 2)
     values = [json.loads(r["value"]) for r in await pool.fetch("SELECT value FROM outbox")]
-    assert values[0] == {"n": 1, "dossier_code": "T001.H01-230703-0042"}
+    assert values[0] == {"n": 1, "dossier_code": "T01.H001-230703-0042"}

@@ -36,7 +36,7 @@ def lifecycles(n: int, seed: int) -> list[DossierEvent]:
     rng = random.Random(seed)
     start_at = datetime.now(UTC) - timedelta(hours=12)
     per_dossier = [
-        lifecycle(rng, rng.choice(["T001.H01", "T002.H02", "T079.H01"]), start_at) for _ in range(n)
+        lifecycle(rng, rng.choice(["T01.X00004", "T08.X00691", "T79"]), start_at) for _ in range(n)
     ]
     return [events[step] for step in range(3) for events in per_dossier]
 

@@ -10,8 +10,9 @@ import random
 import shutil
 import signal
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -20,6 +21,7 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import TypeAdapter
 
 from services.processing import domain
+from shared.admin_map import latest_map_file
 from shared.contract import (
     DossierOverdue,
     DossierStatusChanged,
@@ -30,7 +32,16 @@ from shared.contract import (
 )
 from shared.reference import REFERENCE_DIR, load_reference
 from tests.conftest import Isolated, Services
-from tests.factories import CAL, db_state, interleave, lifecycles, produce, received
+from tests.factories import (
+    CAL,
+    HAI_VAN,
+    THU_DAU_MOT,
+    db_state,
+    interleave,
+    lifecycles,
+    produce,
+    received,
+)
 from tests.harness import counter_token, eventually, group_caught_up, officer_token, scrape
 from tools.samples import sample_submission
 
@@ -137,16 +148,16 @@ async def test_officers_api_lists_filters_and_refuses_illegal_actions(
 ) -> None:
     proc = services.create("processing", MOTCUA_OVERDUE_INTERVAL_S="0.3").start()
     now = datetime.now(UTC)
-    fresh = [received("T048.H02", now - timedelta(minutes=i)) for i in range(7)]
+    fresh = [received(HAI_VAN, now - timedelta(minutes=i)) for i in range(7)]
     # Received three weeks ago with 1 working day: overdue now.
-    late = received("T048.H02", now - timedelta(days=21), days=1)
-    elsewhere = received("T079.H01", now)
+    late = received(HAI_VAN, now - timedelta(days=21), days=1)
+    elsewhere = received(THU_DAU_MOT, now)
     await produce(
         isolated.platform.kafka.bootstrap,
         Topics(isolated.topic_prefix).dossier_events,
         [*fresh, late, elsewhere],
     )
-    headers = officer_token("T048.H02")
+    headers = officer_token(HAI_VAN)
     async with httpx.AsyncClient(base_url=proc.url, timeout=30) as client:
 
         async def all_there() -> bool:
@@ -234,7 +245,7 @@ async def test_the_officers_list_refuses_instants_postgresql_cannot_hold(
 ) -> None:
     """Issue 14.4: a date or a cursor out of range is the caller's error (422), never a 500."""
     proc = services.start("processing")
-    headers = officer_token("T048.H02")
+    headers = officer_token(HAI_VAN)
 
     def cursor(at: str) -> str:
         return base64.urlsafe_b64encode(f"{at}|{uuid.uuid4()}".encode()).decode()
@@ -296,8 +307,13 @@ async def test_payment_and_transfer_through_both_apis_reach_metrics(
         fee, moved = ids
         unit = r.json()["competent_unit"]
         officer = officer_token(unit)
-        units = load_reference(REFERENCE_DIR).units
-        to_unit = next(u.code for u in units.values() if u.province != units[unit].province)
+        reference = load_reference(REFERENCE_DIR)
+        province = reference.units[unit].province
+        to_unit = next(
+            u.code
+            for u in reference.units_at(datetime.now(UTC))
+            if u.level == "commune" and u.province != province
+        )
 
         async def in_processing() -> bool:
             got = [await office.get(f"/v1/dossiers/{i}", headers=officer) for i in ids]
@@ -355,6 +371,20 @@ async def test_payment_and_transfer_through_both_apis_reach_metrics(
             headers=officer,
         )
         assert unknown.status_code == 422
+        assert unknown.json()["type"].endswith("/unknown-unit")
+        # Phường Hòa Hiệp Bắc's one-stop department ended with the map of 30 June 2025.
+        ended = await office.post(
+            f"/v1/dossiers/{moved}/transfer",
+            json={"to_unit": "T48.H490.X20194", "reason": "liên thông"},
+            headers=officer,
+        )
+        assert ended.status_code == 422
+        assert ended.json()["successors"] == [
+            {
+                "code": "T48.X20194",
+                "name": "Trung tâm Phục vụ hành chính công phường Hải Vân, Đà Nẵng",
+            }
+        ]
         before = (await office.get(f"/v1/dossiers/{moved}", headers=officer)).json()
         handed = await office.post(
             f"/v1/dossiers/{moved}/transfer",
@@ -392,7 +422,7 @@ async def test_a_second_supplementation_request_is_noticed_overdue_at_once(
     proc = services.create("processing", MOTCUA_OVERDUE_INTERVAL_S="0.3").start()
     metrics = services.start("metrics")
     topic = Topics(isolated.topic_prefix).dossier_events
-    unit = "T048.H02"
+    unit = HAI_VAN
     first = received(unit, datetime.now(UTC) - timedelta(minutes=5), days=10)
     ident = first.dossier_id
     await produce(isolated.platform.kafka.bootstrap, topic, [first])
@@ -460,21 +490,54 @@ async def test_a_second_supplementation_request_is_noticed_overdue_at_once(
     assert [e.dossier_id for e in published] == [ident]
 
 
-async def test_units_added_to_the_reference_data_are_taken_on_sighup(
+def map_with_new_communes(shipped: Path, *, valid_from: dict[str, date]) -> dict[str, Any]:
+    """A newer data version of the shipped map: communes of Đà Nẵng created inside the
+    two-level structure (code -> first day in force), as a later arrangement would bring them."""
+    document: dict[str, Any] = json.loads(shipped.read_text(encoding="utf-8"))
+    document["version"] = "2026.01.1"
+    for code, day in valid_from.items():
+        document["communes"].append(
+            {
+                "structure": "vn34",
+                "code": code,
+                "name": f"Phường Thử Nghiệm {code}",
+                "short_name": f"Thử Nghiệm {code}",
+                "type": "Phường",
+                "province": "48",
+                "valid_from": day.isoformat(),
+            }
+        )
+    return document
+
+
+async def test_a_new_map_data_version_is_taken_on_sighup(
     isolated: Isolated, services: Services, tmp_path: Path
 ) -> None:
-    """Administrative geography is data: a unit created after start becomes a transfer target
-    once the operator reloads the files, without a restart; a broken file keeps the old data."""
+    """Administrative geography is data: a commune created after start becomes a transfer target
+    once the operator drops a new data version into maps/ and reloads, without a restart; its
+    dates hold (one in force only from next month is refused); a broken file keeps the map."""
     reference = tmp_path / "reference"
     shutil.copytree(REFERENCE_DIR, reference)
     proc = services.create("processing", MOTCUA_REFERENCE_DIR=str(reference)).start()
-    dossier = received("T048.H02", datetime.now(UTC))
+    unit = HAI_VAN
+    dossier = received(unit, datetime.now(UTC))
     await produce(
         isolated.platform.kafka.bootstrap, Topics(isolated.topic_prefix).dossier_events, [dossier]
     )
-    headers = officer_token("T048.H02")
-    body = {"to_unit": "T048.H99", "reason": "Đơn vị mới sau sắp xếp"}
+    headers = officer_token(unit)
     url = f"/v1/dossiers/{dossier.dossier_id}/transfer"
+    new, coming = "T48.X99001", "T48.X99002"
+    today = datetime.now(UTC).date()
+    newer = map_with_new_communes(
+        latest_map_file(reference / "maps"),
+        valid_from={"99001": today - timedelta(days=30), "99002": today + timedelta(days=30)},
+    )
+    newer_file = reference / "maps" / "vietnam-2026.01.1.json"
+
+    async def transfer(to_unit: str) -> httpx.Response:
+        body = {"to_unit": to_unit, "reason": "Đơn vị mới sau sắp xếp"}
+        return await client.post(url, json=body, headers=headers)
+
     async with httpx.AsyncClient(base_url=proc.url, timeout=30) as client:
 
         async def arrived() -> bool:
@@ -482,33 +545,34 @@ async def test_units_added_to_the_reference_data_are_taken_on_sighup(
             return r.status_code == 200
 
         await eventually(arrived, what="the dossier in processing")
-        assert (await client.post(url, json=body, headers=headers)).status_code == 422
+        before = await transfer(new)
+        assert before.status_code == 422
+        assert before.json()["type"].endswith("/unknown-unit")
 
-        units_file = reference / "units.json"
-        units = json.loads(units_file.read_text(encoding="utf-8"))
-        units["version"] = "2026-11-27"
-        units["units"].append(
-            {
-                "code": "T048.H99",
-                "name": "UBND quận mới",
-                "level": "district",
-                "parent": "T048",
-                "province": "048",
-            }
-        )
-        units_file.write_text("{ broken", encoding="utf-8")
+        newer_file.write_text("{ broken", encoding="utf-8")
         proc.signal(signal.SIGHUP)
-        await asyncio.sleep(1)
-        assert (await client.post(url, json=body, headers=headers)).status_code == 422
-        assert "reference reload failed" in proc.logs()
 
-        units_file.write_text(json.dumps(units, ensure_ascii=False), encoding="utf-8")
+        async def failed() -> bool:
+            return "reference reload failed" in proc.logs()
+
+        await eventually(failed, what="the failed reload logged")
+        assert (await transfer(new)).status_code == 422
+
+        newer_file.write_text(json.dumps(newer, ensure_ascii=False), encoding="utf-8")
         proc.signal(signal.SIGHUP)
 
         async def reloaded() -> bool:
             return "reference reloaded" in proc.logs()
 
         await eventually(reloaded, what="the reload logged")
-        moved = await client.post(url, json=body, headers=headers)
+        assert "2026.01.1" in proc.logs()
+        not_yet = await transfer(coming)
+        assert not_yet.status_code == 422
+        assert not_yet.json()["type"].endswith("/unit-not-in-force")
+        assert not_yet.json()["successors"] == []
+        moved = await transfer(new)
         assert moved.status_code == 200, moved.text
-        assert moved.json()["competent_unit"] == "T048.H99"
+        assert moved.json()["competent_unit"] == new
+        # The new unit's officers are known to the reloaded map, and the dossier is theirs.
+        theirs = await client.get(f"/v1/dossiers/{dossier.dossier_id}", headers=officer_token(new))
+        assert theirs.status_code == 200, theirs.text

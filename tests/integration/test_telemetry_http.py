@@ -14,6 +14,7 @@ import motcua_local
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.reference import REFERENCE_DIR, load_reference
 from tests.conftest import Isolated, Stack
 from tests.harness import ServiceProcess, counter_token, eventually, officer_token
 from tools.samples import sample_submission
@@ -151,17 +152,32 @@ async def test_build_info_on_every_service_and_unit_info_on_metrics(stack: Stack
             assert page.series("motcua_unit_info") == []
     page = await metrics(stack.metrics.url)
     units = page.series("motcua_unit_info")
-    assert len(units) == len({u["unit"] for u in units}) == 441  # the reference data's units
+    reference = load_reference(REFERENCE_DIR)
+    # Every unit code of both maps, once, each joined to a province of today's map.
+    assert len(units) == len({u["unit"] for u in units}) == len(reference.units)
     assert {u["level"] for u in units} == {"province", "district", "commune"}
-    commune = {
-        "unit": "T001.H01.X01",
-        "name": "Bộ phận một cửa xã 01, huyện 01, Hà Nội",
-        "province": "001",
-        "province_name": "Hà Nội",
+    assert {u["structure"] for u in units} == {"vn63", "vn34"}
+    today = {p.code: p.short_name for p in reference.map.provinces("vn34")}
+    assert {(u["province"], u["province_name"]) for u in units} == set(today.items())
+    # An old commune of Hà Giang counts to Tuyên Quang, which took Hà Giang over.
+    old_commune = {
+        "unit": "T02.H024.X00688",
+        "name": "Bộ phận Một cửa phường Quang Trung, thành phố Hà Giang, Hà Giang",
         "level": "commune",
+        "structure": "vn63",
+        "province": "08",
+        "province_name": "Tuyên Quang",
     }
-    assert commune in units
-    assert page("motcua_unit_info", **commune) == 1
+    assert page("motcua_unit_info", **old_commune) == 1
+    new_commune = {
+        "unit": "T01.X00004",
+        "name": "Trung tâm Phục vụ hành chính công phường Ba Đình, Hà Nội",
+        "level": "commune",
+        "structure": "vn34",
+        "province": "01",
+        "province_name": "Hà Nội",
+    }
+    assert page("motcua_unit_info", **new_commune) == 1
 
 
 async def test_outbox_figures_are_zero_once_published(stack: Stack) -> None:

@@ -16,6 +16,9 @@ from services.metrics.config import MetricsSettings
 from services.processing.config import ProcessingSettings
 from shared.contract import Topics
 from shared.kafka import DEFAULT_PARTITIONS
+from shared.kafka_security import SaslMechanism, SecurityProtocol
+from shared.ratelimit import RateLimitSettings
+from shared.serving import HttpSettings
 from shared.settings import ServiceSettings
 from tests.ops import kube
 from tests.ops.kube import Manifest
@@ -27,6 +30,22 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "metrics": MetricsSettings,
 }
 SECRET_KEYS = ("MOTCUA_DATABASE_URL", "MOTCUA_ID_HASH_KEY", "MOTCUA_TOKEN_KEYS")
+# Each pod: the service whose settings it reads, and the KafkaUser it logs in as. The rebuild is
+# the metrics service's work (it reads the status topic and commits group motcua-metrics).
+PODS = {
+    "motcua-intake": ("intake", "motcua-intake"),
+    "motcua-processing": ("processing", "motcua-processing"),
+    "motcua-metrics": ("metrics", "motcua-metrics"),
+    "motcua-metrics-rebuild": ("metrics", "motcua-metrics"),
+}
+# What the cluster holds and nothing commits, stood in for: the Secrets' keys the pods read.
+STAND_INS = {
+    "MOTCUA_DATABASE_URL": "postgresql://motcua@db/motcua",
+    "MOTCUA_ID_HASH_KEY": "k" * 40,
+    "MOTCUA_TOKEN_KEYS": "t" * 40,
+    "password": "p" * 32,  # a KafkaUser's, written by Strimzi's User Operator
+}
+KAFKA_CA = ("motcua-cluster-ca-cert", "ca.crt")  # Strimzi's cluster CA: Secret and key
 TOPICS = Topics()  # the deployment uses no topic prefix
 DAY_MS = 24 * 3600 * 1000
 
@@ -251,24 +270,76 @@ def test_secrets_are_referenced_by_name_never_committed(overlay: str) -> None:
             assert len(refs) == 1 and refs[0].startswith("motcua-config"), name
 
 
+def environment_at_start(overlay: str, pod: str, files: Path) -> dict[str, str]:
+    """The pod's MOTCUA_* variables as its container starts: the ConfigMap, then its own `env`.
+
+    Required Secrets are present (their stand-ins), optional ones absent (a cluster without
+    Strimzi); paths into a mounted required Secret point at a local copy written under `files`.
+    """
+    spec = pod_specs(overlay)[pod]
+    (container,) = spec["containers"]
+    environment = dict(config(overlay))
+    for variable in container["env"]:
+        if "value" in variable:
+            environment[variable["name"]] = variable["value"]
+        elif not variable["valueFrom"]["secretKeyRef"].get("optional", False):
+            environment[variable["name"]] = STAND_INS[variable["valueFrom"]["secretKeyRef"]["key"]]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    copies: dict[str, str] = {}
+    for mount in container["volumeMounts"]:
+        secret = volumes[mount["name"]].get("secret")
+        if secret is None or secret.get("optional", False):
+            continue
+        for item in secret["items"]:
+            local = files / mount["name"] / item["path"]
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_text(f"{secret['secretName']}/{item['key']}\n")
+            copies[f"{mount['mountPath']}/{item['path']}"] = str(local)
+    return {name: copies.get(value, value) for name, value in environment.items()}
+
+
+def settings_at_start(overlay: str, pod: str, files: Path) -> ServiceSettings:
+    """What the pod's service makes of that environment, or the test fails with its refusal."""
+    settings = SETTINGS[PODS[pod][0]]
+    fields = {
+        name.removeprefix("MOTCUA_").lower(): value
+        for name, value in environment_at_start(overlay, pod, files).items()
+    }
+    try:
+        return settings.model_validate(
+            {k: v for k, v in fields.items() if k in settings.model_fields}
+        )
+    except ValueError as exc:
+        pytest.fail(f"{pod} refuses to start with the {overlay} configuration: {exc}")
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_configuration_is_settings_the_services_accept(overlay: str) -> None:
+def test_each_pod_starts_with_settings_its_service_accepts(overlay: str, tmp_path: Path) -> None:
     values = config(overlay)
     known = {f"MOTCUA_{f.upper()}" for s in SETTINGS.values() for f in s.model_fields}
+    # The HTTP server's and the rate limits' own settings (shared/serving.py, shared/ratelimit.py).
+    serving = {
+        f"MOTCUA_HTTP_{f.upper()}": f
+        for s in (HttpSettings, RateLimitSettings)
+        for f in s.model_fields
+    }
+    known |= set(serving)
     # A misspelt key would be ignored silently (the settings ignore unknown variables).
     assert set(values) <= known, sorted(set(values) - known)
-    secrets = {
-        "database_url": "postgresql://motcua@db/motcua",
-        "id_hash_key": "k" * 40,
-        "token_keys": "t" * 40,
-    }
-    for service, settings in SETTINGS.items():
-        fields = {k.removeprefix("MOTCUA_").lower(): v for k, v in values.items()}
-        accepted = {k: v for k, v in fields.items() if k in settings.model_fields}
+    for cls in (HttpSettings, RateLimitSettings):
         try:
-            settings.model_validate(accepted | secrets)
+            cls.model_validate(
+                {f: values[k] for k, f in serving.items() if k in values and f in cls.model_fields}
+            )
         except ValueError as exc:
-            pytest.fail(f"{service} refuses the {overlay} configuration: {exc}")
+            pytest.fail(f"the {overlay} configuration's HTTP settings are refused: {exc}")
+    assert set(pod_specs(overlay)) == set(PODS)
+    for pod, (service, _) in PODS.items():
+        (container,) = pod_specs(overlay)[pod]["containers"]
+        own = {f"MOTCUA_{f.upper()}" for f in SETTINGS[service].model_fields}
+        unread = {e["name"] for e in container["env"]} - own
+        assert not unread, (pod, sorted(unread))
+        settings_at_start(overlay, pod, tmp_path / pod)
 
 
 # ------------------------------------------------------------------ services and monitoring
@@ -439,6 +510,94 @@ def test_each_service_may_do_only_what_its_code_does_on_kafka() -> None:
     }
 
 
+# ------------------------------------------------------------------ Kafka security
+
+
+def test_production_pods_log_in_to_kafka_over_tls_as_their_own_user(tmp_path: Path) -> None:
+    values = config("production")
+    # Strimzi's TLS listener; nothing secret about Kafka in the ConfigMap.
+    assert values["MOTCUA_KAFKA_BOOTSTRAP"] == "motcua-kafka-bootstrap.motcua.svc:9093"
+    assert not {k for k in values if "PASSWORD" in k or "SASL_USERNAME" in k}
+    users = {u["metadata"]["name"]: u for u in manifests("production", "KafkaUser")}
+    for pod, (_, user) in PODS.items():
+        security = settings_at_start("production", pod, tmp_path / pod).kafka_security
+        assert security.protocol is SecurityProtocol.SASL_SSL, pod
+        assert security.mechanism is SaslMechanism.SCRAM_SHA_512, pod
+        assert users[user]["spec"]["authentication"]["type"] == "scram-sha-512", pod
+        assert security.username == user, pod
+        assert security.password == STAND_INS["password"], pod
+        # The brokers' certificates are checked against Strimzi's cluster CA, mounted read-only.
+        assert security.cafile is not None, pod
+        assert security.cafile.read_text() == "/".join(KAFKA_CA) + "\n", pod
+
+        spec = pod_specs("production")[pod]
+        (container,) = spec["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        # The User Operator's Secret, required: without it the pod does not start at all.
+        assert env["MOTCUA_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": user,
+            "key": "password",
+        }, pod
+        cafile = Path(values["MOTCUA_KAFKA_SSL_CAFILE"])
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(cafile.parent)]
+        assert mount["readOnly"] is True, pod
+        (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+        assert volume["secret"] == {
+            "secretName": KAFKA_CA[0],
+            "items": [{"key": KAFKA_CA[1], "path": cafile.name}],
+        }, pod
+    # Every service's user is used, by its own pods only.
+    assert {user for _, user in PODS.values()} == set(users) - {"motcua-keda"}
+
+
+def test_keda_reads_the_lag_over_tls_as_its_own_kafka_user() -> None:
+    values = config("production")
+    for service in ("processing", "metrics"):
+        (trigger,) = one("production", "ScaledObject", f"motcua-{service}")["spec"]["triggers"]
+        assert trigger["metadata"]["bootstrapServers"] == values["MOTCUA_KAFKA_BOOTSTRAP"]
+        assert trigger["metadata"].get("unsafeSsl", "false") == "false", service
+        assert trigger["authenticationRef"].get("kind", "TriggerAuthentication") == (
+            "TriggerAuthentication"
+        )
+        auth = one("production", "TriggerAuthentication", trigger["authenticationRef"]["name"])
+        # KEDA's parameters as its Kafka scaler receives them: the trigger's metadata, then the
+        # values the TriggerAuthentication points at (ConfigMaps resolved, Secrets by reference).
+        parameters: dict[str, object] = dict(trigger["metadata"])
+        for ref in auth["spec"].get("configMapTargetRef", []):
+            configmap = one("production", "ConfigMap", ref["name"])
+            parameters[ref["parameter"]] = configmap["data"][ref["key"]]
+        for ref in auth["spec"].get("secretTargetRef", []):
+            parameters[ref["parameter"]] = ("Secret", ref["name"], ref["key"])
+        assert parameters["sasl"] == "scram_sha512", service
+        assert parameters["tls"] == "enable", service
+        assert parameters["ca"] == ("Secret", *KAFKA_CA), service
+        # The user that may only Describe (see the ACL test), not a service's.
+        assert parameters["username"] == "motcua-keda", service
+        assert parameters["password"] == ("Secret", "motcua-keda", "password"), service
+        assert not {"cert", "key", "keyPassword"} & set(parameters), service
+    one("production", "KafkaUser", "motcua-keda")
+
+
+def test_dev_talks_plaintext_and_starts_without_strimzi(tmp_path: Path) -> None:
+    values = config("dev")
+    assert values["MOTCUA_KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT"
+    assert values["MOTCUA_KAFKA_SSL_CAFILE"] == ""  # unset: the base's path would not exist
+    for pod in PODS:
+        # Started without the KafkaUsers' Secrets and Strimzi's CA (absent: optional here).
+        security = settings_at_start("dev", pod, tmp_path / pod).kafka_security
+        assert security.protocol is SecurityProtocol.PLAINTEXT, pod
+        assert (security.password, security.cafile) == ("", None), pod
+        spec = pod_specs("dev")[pod]
+        (container,) = spec["containers"]
+        refs = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]
+        strimzi = [r for r in refs if r["name"] != "motcua-secrets"]
+        assert strimzi, pod
+        assert all(r.get("optional") is True for r in strimzi), pod
+        secrets = [v["secret"] for v in spec["volumes"] if "secret" in v]
+        assert [v["secretName"] for v in secrets] == [KAFKA_CA[0]], pod
+        assert all(v.get("optional") is True for v in secrets), pod
+
+
 # ------------------------------------------------------------------ overlays
 
 
@@ -457,7 +616,8 @@ def test_dev_runs_one_pod_each_without_kafka_or_keda_operators() -> None:
     assert values["MOTCUA_ENVIRONMENT"] == "development"
     assert values["MOTCUA_KAFKA_CREATE_TOPICS"] == "true"
     kinds = {d["kind"] for d in manifests("dev")}
-    assert not kinds & {"KafkaTopic", "KafkaUser", "ScaledObject", "HorizontalPodAutoscaler"}
+    operators = {"KafkaTopic", "KafkaUser", "ScaledObject", "TriggerAuthentication"}
+    assert not kinds & (operators | {"HorizontalPodAutoscaler"})
     for service in SETTINGS:
         deployment = one("dev", "Deployment", f"motcua-{service}")
         assert deployment["spec"]["replicas"] == 1

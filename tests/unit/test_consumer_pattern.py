@@ -6,13 +6,15 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
-from shared.consumer import EventConsumer, Record, Refuse, is_poison
+from shared.consumer import EventConsumer, Record, Refuse, dead_letter_topic, is_poison
+from shared.contract import Topics
 from shared.kafka import DeadLetterReason
 
 T0 = datetime(2026, 11, 2, 3, tzinfo=UTC)
@@ -202,3 +204,33 @@ def test_the_error_classes() -> None:
     assert not is_poison(asyncpg.exceptions.DataError("client side"))
     assert not is_poison(asyncpg.exceptions.CannotConnectNowError("transient"))
     assert not is_poison(ValueError("a bug"))
+
+
+@dataclass
+class Published:
+    """A broker that only records what it was asked to publish."""
+
+    records: list[tuple[bytes, str, bytes | None, dict[str, str]]] = field(default_factory=list)
+
+    async def publish(
+        self, value: bytes, topic: str, *, key: bytes | None, headers: dict[str, str]
+    ) -> None:
+        self.records.append((value, topic, key, headers))
+
+
+async def test_a_dead_letter_never_carries_an_id_in_clear_in_its_key_value_or_reason() -> None:
+    broker, topics = Published(), Topics("t.")
+    send = dead_letter_topic(cast(Any, broker), topics, "t-dead")
+    poison = Rec(b'{"reason": "CCCD 079 203 001 234"}', 7, key=b"MST 0100109106-001")
+    await send(poison, DeadLetterReason.INVALID, "applicant 079203001234 unknown")
+    dossier = Rec(b"{}", 8, key=b"0192f3a4-5b6c-7d8e-9f01-234567890123")
+    await send(dossier, DeadLetterReason.REJECTED, "illegal transition")
+
+    (value, topic, key, headers), (_, _, kept_key, _) = broker.records
+    assert topic == "t.motcua.dead-letter.v1"
+    assert key == b"MST 010*******-***"
+    assert value == b'{"reason": "CCCD 079 *** *** ***"}'
+    assert headers["x-dead-letter-reason"] == "applicant 079********* unknown"
+    assert headers["x-original-offset"] == "7"
+    # A dossier id stays what it was: the dead letter still names the dossier.
+    assert kept_key == dossier.key

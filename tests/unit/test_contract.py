@@ -23,9 +23,9 @@ NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
 def received() -> DossierReceived:
     return DossierReceived(
-        **new_event_fields(NOW, uuid.uuid4(), "T001", "T001"),
+        **new_event_fields(NOW, uuid.uuid4(), "T01", "T01"),
         payload=DossierReceivedPayload(
-            dossier_code="T001-261123-0001",
+            dossier_code="T01-261123-0001",
             procedure_code="1.001612",
             channel=Channel.ONLINE,
             applicant_kind=ApplicantKind.CITIZEN,
@@ -54,7 +54,7 @@ def test_type_selects_the_payload() -> None:
     with pytest.raises(ValidationError):
         decode_dossier_event(raw)  # a withdrawal needs a reason, not a reception payload
     withdrawn = DossierWithdrawn(
-        **new_event_fields(NOW, event.dossier_id, "T001", "T001"),
+        **new_event_fields(NOW, event.dossier_id, "T01", "T01"),
         payload={"reason": "applicant asked"},
     )
     assert isinstance(decode_dossier_event(encode(withdrawn)), DossierWithdrawn)

@@ -40,11 +40,11 @@ def at(m: int, d: int, h: int = 0, mi: int = 0) -> datetime:
 
 
 def fields(when: datetime) -> dict[str, object]:
-    return new_event_fields(when, ID, "T001.H01", "T001.H01", actor="officer-1")
+    return new_event_fields(when, ID, "T01.X00004", "T01.X00004", actor="officer-1")
 
 
 def received(when: datetime, days: int, *, cutoff: bool) -> DossierReceived:
-    return factories.received("T001.H01", when, days=days, cutoff=cutoff, dossier_id=ID)
+    return factories.received("T01.X00004", when, days=days, cutoff=cutoff, dossier_id=ID)
 
 
 def resolved(when: datetime) -> DossierResolved:
@@ -150,9 +150,9 @@ def test_the_histogram_sum_follows_the_elapsed_time() -> None:
         ),
     )
     _, deltas = metrics.fold(None, [opened, event])
-    assert deltas[metrics.CounterKey(metrics.RESOLUTION_SUM, "T001.H01", "")] == 1167
-    assert metrics.CounterKey(metrics.RESOLUTION_BUCKET, "T001.H01", "1") not in deltas
-    assert deltas[metrics.CounterKey(metrics.RESOLUTION_BUCKET, "T001.H01", "2")] == 1
+    assert deltas[metrics.CounterKey(metrics.RESOLUTION_SUM, "T01.X00004", "")] == 1167
+    assert metrics.CounterKey(metrics.RESOLUTION_BUCKET, "T01.X00004", "1") not in deltas
+    assert deltas[metrics.CounterKey(metrics.RESOLUTION_BUCKET, "T01.X00004", "2")] == 1
 
 
 def test_a_state_saved_before_the_start_was_kept_still_counts_from_a_working_day() -> None:

@@ -12,13 +12,18 @@ from shared.reference import REFERENCE_DIR, load_reference
 from tools.importer import Planned, plan
 
 REF = load_reference(REFERENCE_DIR)
-CAL = WorkingCalendar.vietnam(range(2022, 2025))
+CAL = WorkingCalendar.vietnam(range(2022, 2027))
 KEY = b"k"
+# The old map's (until 30 June 2025) district one-stop departments: thành phố Hà Giang, quận 1
+# (Hồ Chí Minh); and a commune department of thành phố Hà Giang, phường Quang Trung.
+HA_GIANG_CITY = "T02.H024"
+DISTRICT_1 = "T79.H760"
+QUANG_TRUNG = "T02.H024.X00688"
 
 
 def line(**overrides: Any) -> str:
     body: dict[str, Any] = {
-        "unit": "T002.H01",
+        "unit": HA_GIANG_CITY,
         "received_at": "2023-07-03T09:15:00+07:00",
         "procedure_code": "2.000720",
         "channel": "online",
@@ -113,7 +118,7 @@ def test_payments_transfers_apologies_and_digitization_are_imported() -> None:
         {"type": "processing_started", "at": "2023-07-03T10:00:00+07:00"},
         {"type": "payment_requested", "at": "2023-07-03T11:00:00+07:00", "amount_vnd": 50000},
         {"type": "payment_received", "at": "2023-07-04T08:00:00+07:00", "amount_vnd": 50000},
-        {"type": "transferred", "at": "2023-07-04T09:00:00+07:00", "to_unit": "T079.H01"},
+        {"type": "transferred", "at": "2023-07-04T09:00:00+07:00", "to_unit": DISTRICT_1},
         {
             "type": "apology_issued",
             "at": "2023-07-07T09:00:00+07:00",
@@ -143,7 +148,13 @@ def test_a_step_missing_its_payload_or_naming_an_unknown_unit_is_refused() -> No
     ]
     nowhere = [{"type": "transferred", "at": "2023-07-03T11:00:00+07:00", "to_unit": "X"}]
     assert plan(1, line(timeline=nowhere), REF, CAL, KEY) == [
-        "timeline.1: transferred: to_unit X is not in the reference data"
+        "timeline.1: transferred: to_unit: unknown administrative unit"
+    ]
+    # A transfer follows the reception's rule: to a unit in force at the transfer's instant.
+    ahead = [{"type": "transferred", "at": "2023-07-03T11:00:00+07:00", "to_unit": "T79.X26737"}]
+    assert plan(1, line(timeline=ahead), REF, CAL, KEY) == [
+        "timeline.1: transferred: to_unit: unit T79.X26737 is not in force on 2023-07-03; "
+        "successors: none"
     ]
 
 
@@ -158,14 +169,14 @@ def refusal(**overrides: Any) -> str:
 
 
 def test_a_refusal_at_reception_is_planned_as_the_counter_records_it() -> None:
-    planned = plan(1, refusal(code="T002.H01-230703-0002"), REF, CAL, KEY)
+    planned = plan(1, refusal(code="T02.H024-230703-0002"), REF, CAL, KEY)
     assert isinstance(planned, Planned), planned
     event = planned.received
     assert isinstance(event, DossierRefusedAtReception)
     # The original instant, the refusing unit, the reason: what `POST /v1/refusals` publishes.
     assert event.occurred_at.isoformat() == "2023-07-03T09:15:00+07:00"
     assert event.payload.received_at == event.occurred_at
-    assert (event.receiving_unit, event.competent_unit) == ("T002.H01", "T002.H01")
+    assert (event.receiving_unit, event.competent_unit) == (HA_GIANG_CITY, HA_GIANG_CITY)
     assert event.payload.reason == "Thiếu giấy đề nghị đăng ký hộ kinh doanh"
     assert event.payload.procedure_code == "2.000720"
     assert planned.refusal_reason == event.payload.reason
@@ -178,19 +189,18 @@ def test_a_refusal_at_reception_is_planned_as_the_counter_records_it() -> None:
 
 
 def test_a_refusal_for_another_localitys_authority_keeps_both_units() -> None:
-    planned = plan(1, refusal(competent_unit="T079.H01"), REF, CAL, KEY)
+    planned = plan(1, refusal(competent_unit=DISTRICT_1), REF, CAL, KEY)
     assert isinstance(planned, Planned), planned
-    assert planned.received.receiving_unit == "T002.H01"
-    assert planned.received.competent_unit == "T079.H01"
+    assert planned.received.receiving_unit == HA_GIANG_CITY
+    assert planned.received.competent_unit == DISTRICT_1
 
 
 def test_a_refusal_is_checked_against_the_reference_data_as_the_api_does() -> None:
-    assert plan(1, refusal(unit="T999.H99"), REF, CAL, KEY) == [
-        "unit: T999.H99 is not in the reference data"
-    ]
-    assert plan(1, refusal(competent_unit="T999.H99"), REF, CAL, KEY) == [
-        "competent_unit: unknown administrative unit"
-    ]
+    assert plan(1, refusal(unit="T99.H999"), REF, CAL, KEY) == ["unit: unknown administrative unit"]
+    for forged in ["T99.H999", 'T79.H760"', "T79.H760\n"]:
+        assert plan(1, refusal(competent_unit=forged), REF, CAL, KEY) == [
+            "competent_unit: unknown administrative unit"
+        ]
     assert plan(1, refusal(procedure_code="9.999999"), REF, CAL, KEY) == [
         "procedure_code: not in the procedure catalog"
     ]
@@ -213,3 +223,36 @@ def test_a_refused_dossier_has_no_timeline() -> None:
     assert plan(1, refusal(timeline=rated), REF, CAL, KEY) == [
         "timeline.1: rated: a dossier refused at reception cannot be rated"
     ]
+
+
+def test_an_old_maps_commune_receives_on_30_june_2025_and_is_refused_on_1_july() -> None:
+    commune_level = {
+        "procedure_code": "1.001193",  # birth registration, commune level
+        "components": [{"code": "to_khai"}, {"code": "giay_chung_sinh"}],
+        "timeline": [],
+    }
+    last_day = line(unit=QUANG_TRUNG, received_at="2025-06-30T16:30:00+07:00", **commune_level)
+    planned = plan(1, last_day, REF, CAL, KEY)
+    assert isinstance(planned, Planned), planned
+    assert planned.received.receiving_unit == QUANG_TRUNG
+    first_day = line(unit=QUANG_TRUNG, received_at="2025-07-01T08:00:00+07:00", **commune_level)
+    assert plan(1, first_day, REF, CAL, KEY) == [
+        "unit: unit T02.H024.X00688 is not in force on 2025-07-01; successors: "
+        "T08.X00691 (Trung tâm Phục vụ hành chính công phường Hà Giang 2, Tuyên Quang), "
+        "T08.X00694 (Trung tâm Phục vụ hành chính công phường Hà Giang 1, Tuyên Quang)"
+    ]
+    # The same day at its successor's center: received (the two-level map's commune center
+    # receives the commune's procedures).
+    successor = line(unit="T08.X00691", received_at="2025-07-01T08:00:00+07:00", **commune_level)
+    assert isinstance(plan(1, successor, REF, CAL, KEY), Planned)
+
+
+def test_an_import_lines_competent_unit_must_be_in_force_that_day() -> None:
+    after = {"unit": "T08.X00691", "received_at": "2025-07-02T09:00:00+07:00"}
+    reasons = plan(1, refusal(competent_unit=DISTRICT_1, **after), REF, CAL, KEY)
+    assert isinstance(reasons, list) and len(reasons) == 1
+    assert reasons[0].startswith(
+        "competent_unit: unit T79.H760 is not in force on 2025-07-02; successors: T79.X26737 "
+    )
+    today_center = refusal(competent_unit="T79.X26737", **after)
+    assert isinstance(plan(1, today_center, REF, CAL, KEY), Planned)

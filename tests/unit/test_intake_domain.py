@@ -19,11 +19,16 @@ from shared.contract import (
     decode_dossier_event,
     encode_dossier_received,
 )
-from shared.reference import REFERENCE_DIR, load_reference
+from shared.reference import REFERENCE_DIR, Unit, UnitNotInForce, UnknownUnit, load_reference
 from tools.samples import sample_submission
 
 REF = load_reference(REFERENCE_DIR)
 TODAY = date(2026, 11, 27)
+BA_DINH = "T01.X00004"  # phường Ba Đình's center (Hà Nội), from 1 July 2025
+THU_DAU_MOT = "T79.X25747"  # phường Thủ Dầu Một's center (Hồ Chí Minh), from 1 July 2025
+# Phường Quang Trung's one-stop department, thành phố Hà Giang: the old map's, until 30 June 2025;
+# its territory went to two wards of Tuyên Quang.
+QUANG_TRUNG = "T02.H024.X00688"
 
 
 def submission(**overrides: object) -> domain.SubmissionIn:
@@ -37,13 +42,17 @@ def submission(**overrides: object) -> domain.SubmissionIn:
     return domain.SubmissionIn.model_validate(body)
 
 
-def test_reference_covers_63_provinces_and_30_procedures() -> None:
-    assert len({u.province for u in REF.units.values()}) == 63
+def unit(code: str, day: date = TODAY) -> Unit:
+    return domain.admit(REF, code, day, field="unit")
+
+
+def test_today_the_counters_are_the_34_provinces_centers_and_30_procedures() -> None:
+    assert len({u.province for u in REF.units_at(TODAY)}) == 34
     assert len(REF.procedures) >= 30
 
 
 def test_valid_submission_is_admitted() -> None:
-    verdict = domain.check_submission(submission(), REF.units["T001.H01.X01"], REF, TODAY)
+    verdict = domain.check_submission(submission(), unit(BA_DINH), REF, TODAY)
     assert isinstance(verdict, domain.Admission)
     assert verdict.procedure.processing_days == 1
 
@@ -64,25 +73,55 @@ def test_valid_submission_is_admitted() -> None:
         ({"procedure_code": "9.999999"}, "procedure_code", "catalog"),
         ({"procedure_code": "1.001612"}, "procedure_code", "not competent"),
         ({"components": [{"code": "to_khai"}]}, "components", "missing required: giay_chung_sinh"),
-        ({"competent_unit": "NOPE"}, "competent_unit", "unknown"),
     ],
 )
 def test_refusals_name_the_field_and_reason(
     overrides: dict[str, object], field: str, reason: str
 ) -> None:
-    verdict = domain.check_submission(
-        submission(**overrides), REF.units["T001.H01.X01"], REF, TODAY
-    )
+    verdict = domain.check_submission(submission(**overrides), unit(BA_DINH), REF, TODAY)
     assert isinstance(verdict, list)
     assert any(e.field == field and reason in e.reason for e in verdict), verdict
 
 
 def test_cross_boundary_reception_uses_the_competent_unit() -> None:
     verdict = domain.check_submission(
-        submission(competent_unit="T079.H02.X01"), REF.units["T001.H01.X01"], REF, TODAY
+        submission(competent_unit=THU_DAU_MOT), unit(BA_DINH), REF, TODAY
     )
     assert isinstance(verdict, domain.Admission)
-    assert verdict.competent_unit.code == "T079.H02.X01"
+    assert verdict.competent_unit.code == THU_DAU_MOT
+
+
+def test_an_old_maps_unit_receives_until_30_june_2025_and_is_refused_from_1_july() -> None:
+    last_day = datetime(2025, 6, 30, 16, 59, 59, tzinfo=UTC)  # 23:59:59 in Vietnam
+    assert unit(QUANG_TRUNG, last_day).name == (
+        "Bộ phận Một cửa phường Quang Trung, thành phố Hà Giang, Hà Giang"
+    )
+    with pytest.raises(domain.UnitRefused) as refused:
+        unit(QUANG_TRUNG, last_day + timedelta(seconds=1))  # 00:00 on 1 July in Vietnam
+    assert refused.value.field == "unit"
+    assert isinstance(refused.value.error, UnitNotInForce)
+    assert [u.code for u in refused.value.error.successors] == ["T08.X00691", "T08.X00694"]
+    assert refused.value.reason == (
+        "unit T02.H024.X00688 is not in force on 2025-07-01; successors: "
+        "T08.X00691 (Trung tâm Phục vụ hành chính công phường Hà Giang 2, Tuyên Quang), "
+        "T08.X00694 (Trung tâm Phục vụ hành chính công phường Hà Giang 1, Tuyên Quang)"
+    )
+
+
+@pytest.mark.parametrize("code", ["NOPE", 'T01"', "T01.X00004\n", "T99.X99999"])
+def test_a_competent_unit_unknown_to_the_map_is_refused_without_echoing_it(code: str) -> None:
+    with pytest.raises(domain.UnitRefused) as refused:
+        domain.check_submission(submission(competent_unit=code), unit(BA_DINH), REF, TODAY)
+    assert refused.value.field == "competent_unit"
+    assert isinstance(refused.value.error, UnknownUnit)
+    assert refused.value.reason == "unknown administrative unit"
+
+
+def test_a_competent_unit_that_ended_is_refused_naming_its_successors() -> None:
+    with pytest.raises(domain.UnitRefused) as refused:
+        domain.check_submission(submission(competent_unit=QUANG_TRUNG), unit(BA_DINH), REF, TODAY)
+    assert refused.value.field == "competent_unit"
+    assert "successors: T08.X00691" in refused.value.reason
 
 
 def test_a_refusal_names_real_units_procedures_and_applicants() -> None:
@@ -96,25 +135,28 @@ def test_a_refusal_names_real_units_procedures_and_applicants() -> None:
         )
 
     assert domain.check_refusal(refusal(), REF, TODAY) == []
-    assert domain.check_refusal(refusal(competent_unit="T079.H02.X01"), REF, TODAY) == []
-    assert domain.check_refusal(refusal(competent_unit="NOPE"), REF, TODAY) == [
-        domain.FieldError("competent_unit", "unknown administrative unit")
-    ]
+    assert domain.check_refusal(refusal(competent_unit=THU_DAU_MOT), REF, TODAY) == []
+    # Issue 14.2: what a refusal names as competent reaches the public index; nothing unknown,
+    # malformed or ended enters it.
+    for forged in ["NOPE", 'T01.X00004"', "T01.X00004\nT01", QUANG_TRUNG]:
+        with pytest.raises(domain.UnitRefused) as refused:
+            domain.check_refusal(refusal(competent_unit=forged), REF, TODAY)
+        assert refused.value.field == "competent_unit"
     assert domain.check_refusal(refusal(procedure_code="9.999999"), REF, TODAY) == [
         domain.FieldError("procedure_code", "not in the procedure catalog")
     ]
 
 
 def test_dossier_code_format() -> None:
-    assert domain.dossier_code("T001.H01", date(2026, 10, 8), 975) == "T001.H01-261008-0975"
+    assert domain.dossier_code(BA_DINH, date(2026, 10, 8), 975) == "T01.X00004-261008-0975"
 
 
 def test_samples_are_always_admitted() -> None:
     rng = random.Random(7)
     for _ in range(200):
-        unit, body = sample_submission(rng)
+        code, body = sample_submission(rng)
         verdict = domain.check_submission(
-            domain.SubmissionIn.model_validate(body), REF.units[unit], REF, TODAY
+            domain.SubmissionIn.model_validate(body), unit(code), REF, TODAY
         )
         assert isinstance(verdict, domain.Admission), verdict
 

@@ -53,7 +53,9 @@ def submission(seed: int = 1) -> tuple[str, domain.SubmissionIn]:
 
 
 def arrival(unit: str, n: int = 1) -> workflow.Arrival:
-    return workflow.Arrival(REF.units[unit], AT, UUID(int=n), actor="counter-1")
+    return workflow.Arrival(
+        domain.admit(REF, unit, AT, field="unit"), AT, UUID(int=n), actor="counter-1"
+    )
 
 
 def admitted(seed: int = 1) -> workflow.Decision:
@@ -108,14 +110,15 @@ def test_a_refusal_at_the_counter_is_a_checked_record_that_never_enters_processi
     assert event.payload.reason == "Thiếu tờ khai"
     assert event.payload.dossier_code == "T-261127-0002"
     unit, body = submission()
-    nowhere = body.model_copy(update={"competent_unit": "T999.H99"})
-    with pytest.raises(domain.Refused) as refused_:
+    nowhere = body.model_copy(update={"competent_unit": "T99.X99999"})
+    with pytest.raises(domain.UnitRefused) as refused_:
         workflow.decide(
             nowhere, arrival(unit), reference=REF, calendar=CAL, id_hash_key=KEY, refusal_reason="x"
         )
-    assert refused_.value.errors == [
-        domain.FieldError("competent_unit", "unknown administrative unit")
-    ]
+    assert (refused_.value.field, refused_.value.reason) == (
+        "competent_unit",
+        "unknown administrative unit",
+    )
 
 
 def spliced(reception: Reception, code: str) -> list[bytes]:
@@ -244,14 +247,14 @@ async def test_a_retry_with_the_same_key_replays_the_receipt_and_stores_nothing(
     store = FakeStore()
     writer = FakeWriter(store)
     ctx = intake(store, writer)
-    first = await workflow.submit(ctx, counter(unit), REF.units[unit], body, "key-1")
+    first = await workflow.submit(ctx, counter(unit), body, "key-1")
     assert not first.replayed
-    again = await workflow.submit(ctx, counter(unit), REF.units[unit], body, "key-1")
+    again = await workflow.submit(ctx, counter(unit), body, "key-1")
     assert again == workflow.Issued(first.dossier, replayed=True)
     assert len(writer.received) == 1
     other = body.model_copy(update={"applicant": body.applicant.model_copy(update={"name": "B"})})
     with pytest.raises(domain.IdempotencyKeyReused):
-        await workflow.submit(ctx, counter(unit), REF.units[unit], other, "key-1")
+        await workflow.submit(ctx, counter(unit), other, "key-1")
 
 
 async def test_an_unkeyed_submission_is_always_a_new_dossier() -> None:
@@ -259,7 +262,7 @@ async def test_an_unkeyed_submission_is_always_a_new_dossier() -> None:
     store = FakeStore()
     writer = FakeWriter(store)
     ctx = intake(store, writer)
-    issued = [await workflow.submit(ctx, counter(unit), REF.units[unit], body, None) for _ in "ab"]
+    issued = [await workflow.submit(ctx, counter(unit), body, None) for _ in "ab"]
     assert not any(i.replayed for i in issued)
     assert len({r.dossier_id for r in writer.received}) == 2
     assert all(r.request_hash is None for r in writer.received)
@@ -269,7 +272,7 @@ async def test_losing_the_race_for_a_key_answers_the_winners_receipt() -> None:
     unit, body = submission()
     store = FakeStore()
     ctx = intake(store, FakeWriter(store, lose=True))
-    issued = await workflow.submit(ctx, counter(unit), REF.units[unit], body, "key-2")
+    issued = await workflow.submit(ctx, counter(unit), body, "key-2")
     assert issued.replayed
     assert issued.dossier == store.by_key[(unit, "key-2")]
 
@@ -279,18 +282,14 @@ async def test_a_refusal_is_stored_with_its_reason_and_no_appointment() -> None:
     refusal = domain.RefusalIn.model_validate({**body.model_dump(), "reason": "Thiếu tờ khai"})
     store = FakeStore()
     writer = FakeWriter(store)
-    issued = await workflow.refuse(
-        intake(store, writer), counter(unit), REF.units[unit], refusal, None
-    )
+    issued = await workflow.refuse(intake(store, writer), counter(unit), refusal, None)
     assert issued.dossier.status == int(DossierStatus.REFUSED_AT_RECEPTION)
     (reception,) = writer.received
     assert (reception.refusal_reason, reception.appointment_at) == ("Thiếu tờ khai", None)
 
 
 async def received_dossier(store: FakeStore, unit: str, body: domain.SubmissionIn) -> StoredDossier:
-    return (
-        await workflow.submit(intake(store), counter(unit), REF.units[unit], body, None)
-    ).dossier
+    return (await workflow.submit(intake(store), counter(unit), body, None)).dossier
 
 
 async def test_a_counter_action_is_published_when_the_status_allows_it() -> None:
@@ -341,3 +340,21 @@ async def test_another_units_dossier_is_not_found() -> None:
         await workflow.dossier(intake(store), counter(other), dossier.id)
     with pytest.raises(domain.DossierNotFound):
         await workflow.record_action(intake(store), counter(other), dossier.id, SupplementReceived)
+
+
+async def test_a_counter_of_a_unit_that_ended_receives_nothing_and_learns_its_successors() -> None:
+    _, body = submission()
+    store = FakeStore()
+    writer = FakeWriter(store)
+    # Phường Quang Trung's department (thành phố Hà Giang), of the map that ended on 30 June 2025.
+    ended = counter("T02.H024.X00688")
+    refusal = domain.RefusalIn.model_validate({**body.model_dump(), "reason": "Thiếu tờ khai"})
+    for receive in (
+        workflow.submit(intake(store, writer), ended, body, "key-3"),
+        workflow.refuse(intake(store, writer), ended, refusal, None),
+    ):
+        with pytest.raises(domain.UnitRefused) as refused_:
+            await receive
+        assert refused_.value.field == "unit"
+        assert "successors: T08.X00691" in refused_.value.reason
+    assert writer.received == []

@@ -19,8 +19,8 @@ AT = datetime(2026, 11, 27, 2, tzinfo=UTC)
 def reception(n: int, name: str = "Nguyễn Văn An") -> Reception:
     return Reception(
         dossier_id=UUID(int=n),
-        receiving_unit="T001.H01",
-        competent_unit="T001.H01",
+        receiving_unit="T01.X00004",
+        competent_unit="T01.X00004",
         procedure_code="1.001193",
         channel="online",
         applicant_kind="citizen",
@@ -34,7 +34,7 @@ def reception(n: int, name: str = "Nguyễn Văn An") -> Reception:
         idempotency_key=None,
         request_hash=None,
         day=date(2026, 11, 27),
-        code_prefix="T001.H01-261127-",
+        code_prefix="T01.X00004-261127-",
         events=[],
     )
 

@@ -32,10 +32,10 @@ def event(
     previous: DossierStatus | None,
     hours: int = 0,
     overdue_notice: bool = False,
-    competent: str = "T001.H01",
+    competent: str = "T01",
     **payload: Any,
 ) -> DossierStatusChanged | DossierOverdue:
-    fields = new_event_fields(T0 + timedelta(hours=hours), ID, "T001.H01.X01", competent)
+    fields = new_event_fields(T0 + timedelta(hours=hours), ID, "T01.X00004", competent)
     body = StatusChangedPayload(
         dossier_code="c",
         procedure_code="p",
@@ -81,17 +81,17 @@ def test_a_whole_life_counts_each_fact_once() -> None:
     facts, total = fold(None, life)
     assert nonzero(total) == Counter(
         {
-            k(d.RECEIVED, "T001.H01.X01", "online"): 1,
-            k(d.RECEIVED_DIGITIZED, "T001.H01.X01"): 1,
-            k(d.RECEIVED_REUSED, "T001.H01.X01"): 1,
-            k(d.COMPLETED, "T001.H01", "early"): 1,
-            k(d.RESOLVED, "T001.H01", "approved"): 1,
-            k(d.ELECTRONIC_RESULT, "T001.H01"): 1,
-            k(d.DIGITIZED, "T001.H01"): 1,
-            k(d.RATED, "T001.H01", "unsatisfied"): 1,
-            k(d.RESOLUTION_SUM, "T001.H01"): 1000,
+            k(d.RECEIVED, "T01.X00004", "online"): 1,
+            k(d.RECEIVED_DIGITIZED, "T01.X00004"): 1,
+            k(d.RECEIVED_REUSED, "T01.X00004"): 1,
+            k(d.COMPLETED, "T01", "early"): 1,
+            k(d.RESOLVED, "T01", "approved"): 1,
+            k(d.ELECTRONIC_RESULT, "T01"): 1,
+            k(d.DIGITIZED, "T01"): 1,
+            k(d.RATED, "T01", "unsatisfied"): 1,
+            k(d.RESOLUTION_SUM, "T01"): 1000,
             **{
-                k(d.RESOLUTION_BUCKET, "T001.H01", le): 1
+                k(d.RESOLUTION_BUCKET, "T01", le): 1
                 for le in ("1", "2", "3", "5", "7", "10", "15", "20", "30", "45", "60", "+Inf")
             },
         }
@@ -103,12 +103,12 @@ def test_a_whole_life_counts_each_fact_once() -> None:
 
 def test_open_gauge_moves_from_within_to_overdue_and_out() -> None:
     _, opened = fold(None, [event(S.RECEIVED, None)])
-    assert opened[k(d.OPEN, "T001.H01", "within")] == 1
+    assert opened[k(d.OPEN, "T01", "within")] == 1
     facts, late = fold(
         None, [event(S.RECEIVED, None), event(S.RECEIVED, S.RECEIVED, 80, overdue_notice=True)]
     )
-    assert late[k(d.OPEN, "T001.H01", "overdue")] == 1
-    assert late[k(d.OPEN, "T001.H01", "within")] == 0
+    assert late[k(d.OPEN, "T01", "overdue")] == 1
+    assert late[k(d.OPEN, "T01", "within")] == 0
     _, ended = fold(
         facts,
         [
@@ -122,9 +122,9 @@ def test_open_gauge_moves_from_within_to_overdue_and_out() -> None:
             )
         ],
     )
-    assert ended[k(d.OPEN, "T001.H01", "overdue")] == -1
-    assert ended[k(d.COMPLETED, "T001.H01", "late")] == 1
-    assert ended[k(d.RESOLUTION_SUM, "T001.H01")] == 3750
+    assert ended[k(d.OPEN, "T01", "overdue")] == -1
+    assert ended[k(d.COMPLETED, "T01", "late")] == 1
+    assert ended[k(d.RESOLUTION_SUM, "T01")] == 3750
 
 
 def test_a_transfer_moves_the_open_dossier_to_the_new_competent_unit() -> None:
@@ -132,12 +132,12 @@ def test_a_transfer_moves_the_open_dossier_to_the_new_competent_unit() -> None:
         None,
         [
             event(S.RECEIVED, None),
-            event(S.PROCESSING, S.PROCESSING, 2, competent="T002.H01"),
+            event(S.PROCESSING, S.PROCESSING, 2, competent="T08.X00691"),
             event(
                 S.RESOLVED,
                 S.PROCESSING,
                 20,
-                competent="T002.H01",
+                competent="T08.X00691",
                 approved=True,
                 ended_at=T0 + timedelta(hours=20),
                 timeliness=Timeliness.EARLY,
@@ -145,15 +145,16 @@ def test_a_transfer_moves_the_open_dossier_to_the_new_competent_unit() -> None:
             ),
         ],
     )
-    assert nonzero(total)[k(d.OPEN, "T001.H01", "within")] == 0
-    assert nonzero(total)[k(d.OPEN, "T002.H01", "within")] == 0
-    assert total[k(d.COMPLETED, "T002.H01", "early")] == 1
-    assert k(d.COMPLETED, "T001.H01", "early") not in nonzero(total)
+    assert nonzero(total)[k(d.OPEN, "T01", "within")] == 0
+    assert nonzero(total)[k(d.OPEN, "T08.X00691", "within")] == 0
+    assert total[k(d.COMPLETED, "T08.X00691", "early")] == 1
+    assert k(d.COMPLETED, "T01", "early") not in nonzero(total)
     _, moved = fold(
-        None, [event(S.RECEIVED, None), event(S.PROCESSING, S.PROCESSING, 2, competent="T002.H01")]
+        None,
+        [event(S.RECEIVED, None), event(S.PROCESSING, S.PROCESSING, 2, competent="T08.X00691")],
     )
-    assert nonzero(moved)[k(d.OPEN, "T002.H01", "within")] == 1
-    assert k(d.OPEN, "T001.H01", "within") not in nonzero(moved)
+    assert nonzero(moved)[k(d.OPEN, "T08.X00691", "within")] == 1
+    assert k(d.OPEN, "T01", "within") not in nonzero(moved)
 
 
 def test_an_overdue_flag_in_the_payload_counts_without_the_watchs_notice() -> None:
@@ -165,13 +166,13 @@ def test_an_overdue_flag_in_the_payload_counts_without_the_watchs_notice() -> No
             event(S.SUPPLEMENT_REQUESTED, S.PROCESSING, 3, supplement_requests=2, overdue=True),
         ],
     )
-    assert nonzero(total)[k(d.OPEN, "T001.H01", "overdue")] == 1
-    assert k(d.OPEN, "T001.H01", "within") not in nonzero(total)
+    assert nonzero(total)[k(d.OPEN, "T01", "overdue")] == 1
+    assert k(d.OPEN, "T01", "within") not in nonzero(total)
 
 
 def test_refused_at_reception_is_not_a_reception() -> None:
     _, total = fold(None, [event(S.REFUSED_AT_RECEPTION, None, ended_at=T0)])
-    assert nonzero(total) == Counter({k(d.REFUSED_AT_RECEPTION, "T001.H01.X01"): 1})
+    assert nonzero(total) == Counter({k(d.REFUSED_AT_RECEPTION, "T01.X00004"): 1})
 
 
 @given(st.floats(min_value=0, max_value=100, allow_nan=False))

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 from uuid import UUID
 
+import pytest
+
 from services.metrics import domain as d
 from services.metrics.context import Metrics
 from services.metrics.domain import CounterKey, DossierFacts, StatusEvent, fold
@@ -24,11 +26,11 @@ from shared.contract import (
     StatusChangedPayload,
     new_event_fields,
 )
-from shared.reference import ReferenceData
+from shared.reference import REFERENCE_DIR, ReferenceData, load_reference
 
 T0 = datetime(2026, 11, 2, 3, tzinfo=UTC)
 S = DossierStatus
-UNIT = "T001.H01"
+UNIT = "T01.X00004"
 
 
 def event(dossier: UUID, status: DossierStatus, hours: int, **payload: object) -> StatusEvent:
@@ -156,39 +158,54 @@ async def test_a_dossier_known_from_an_old_pod_first_gets_its_missing_version() 
 
 
 class IndexStore:
-    """What the index refresh reads: the latest event, and one unit's populations."""
+    """What the index refresh reads: the latest event, and the units' populations."""
 
     def __init__(self, latest: datetime | None) -> None:
         self.latest = latest
-        self.asked: list[tuple[str, datetime, datetime, datetime]] = []
+        self.asked: list[tuple[datetime, datetime, datetime]] = []
 
     async def latest_event_at(self) -> datetime | None:
         return self.latest
 
     async def populations(
-        self, scope: str, start: datetime, end: datetime, at: datetime
+        self, start: datetime, end: datetime, at: datetime
     ) -> dict[str, Population]:
-        self.asked.append((scope, start, end, at))
-        return {"T001": Population(in_period=4, on_time=3, received=4, received_online=4)}
+        self.asked.append((start, end, at))
+        return {
+            # Hà Giang's district unit (old map) and a Tuyên Quang commune center (new map).
+            "T02.H024": Population(in_period=4, on_time=3, received=4, received_online=4),
+            "T08.X00691": Population(in_period=4, on_time=1, received=4),
+        }
 
 
-def metrics_of(store: IndexStore) -> Metrics:
-    reference = ReferenceData("test", {}, {}, {})
+@pytest.fixture(scope="module")
+def reference() -> ReferenceData:
+    return load_reference(REFERENCE_DIR)
+
+
+def metrics_of(store: IndexStore, reference: ReferenceData) -> Metrics:
     return Metrics(cast(MetricsStore, store), reference, IndexConfig.load())
 
 
-async def test_the_index_is_the_year_to_date_of_the_latest_event() -> None:
+async def test_the_index_is_the_year_to_date_of_the_latest_event(
+    reference: ReferenceData,
+) -> None:
     store = IndexStore(T0)
     exposition = IndexExposition()
-    await refresh_index(metrics_of(store), exposition)
+    await refresh_index(metrics_of(store, reference), exposition)
     year = parse_period("2026")
-    assert store.asked == [(s, year.start, year.end, T0) for s in ("unit", "province")]
+    # One query: the provinces' populations are their units'.
+    assert store.asked == [(year.start, year.end, T0)]
     text = exposition.text.decode()
-    assert 'motcua_service_index_score{code="T001",group="total",scope="unit"}' in text
-    assert 'motcua_service_index_score{code="T001",group="total",scope="province"}' in text
+    assert 'motcua_service_index_score{code="T02.H024",group="total",scope="unit"}' in text
+    # 2026 ranks on the 34 provinces: the old unit counts to Tuyên Quang, with the new one.
+    provinces = [line for line in text.splitlines() if 'scope="province"' in line]
+    assert provinces and all('code="08"' in line for line in provinces)
+    on_time = 20 * 4 / 8  # 2.1's points: 4 of the province's 8 dossiers on time
+    assert f'code="08",group="2",scope="province"}} {on_time}' in text
 
 
-async def test_no_event_yet_leaves_the_index_unrendered() -> None:
+async def test_no_event_yet_leaves_the_index_unrendered(reference: ReferenceData) -> None:
     exposition = IndexExposition()
-    await refresh_index(metrics_of(IndexStore(None)), exposition)
+    await refresh_index(metrics_of(IndexStore(None), reference), exposition)
     assert exposition.text == b""

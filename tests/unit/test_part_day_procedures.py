@@ -39,6 +39,7 @@ CAL = WorkingCalendar.vietnam(range(2022, 2028))
 HALF_DAY_CUTOFF = "9.000001"  # 4 working hours, with the 15:00 cut-off
 DAY_AND_HALF = "9.000002"  # 1.5 working days
 HALF_DAY = "9.000003"  # 0.5 working day
+UNIT = "T08.X00691"  # phường Hà Giang 2's center (Tuyên Quang), from 1 July 2025
 
 
 def _test_procedure(code: str, **duration: object) -> dict[str, object]:
@@ -59,7 +60,7 @@ def _test_procedure(code: str, **duration: object) -> dict[str, object]:
 def write_test_catalog(directory: Path) -> Path:
     """The shipped reference data plus the three test-only part-day procedures."""
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REFERENCE_DIR / "units.json", directory / "units.json")
+    shutil.copytree(REFERENCE_DIR / "maps", directory / "maps", dirs_exist_ok=True)
     doc = json.loads((REFERENCE_DIR / "procedures.json").read_text(encoding="utf-8"))
     doc["procedures"] += [
         _test_procedure(HALF_DAY_CUTOFF, processing_hours=4),
@@ -114,7 +115,7 @@ def test_the_shipped_catalog_keeps_its_whole_days() -> None:
 def test_a_catalog_with_an_impossible_time_fails_loudly(
     tmp_path: Path, duration: dict[str, object], problem: str
 ) -> None:
-    shutil.copy(REFERENCE_DIR / "units.json", tmp_path / "units.json")
+    shutil.copytree(REFERENCE_DIR / "maps", tmp_path / "maps")
     doc = {"version": "t", "procedures": [_test_procedure("9.000009", **duration)]}
     (tmp_path / "procedures.json").write_text(json.dumps(doc), "utf-8")
     with pytest.raises(ValueError, match=problem):
@@ -158,7 +159,8 @@ def test_rewind_undoes_a_half_day_across_the_weekend() -> None:
 def test_the_event_carries_the_exact_time_and_whole_days_for_older_readers(
     ref: ReferenceData,
 ) -> None:
-    unit = ref.units["T002.H01"]
+    # A commune center of today's map receives the former district-level procedures.
+    unit = intake.admit(ref, UNIT, at(11, 3, 15, 30), field="unit")
     sub = intake.SubmissionIn.model_validate(
         {
             "procedure_code": HALF_DAY_CUTOFF,
@@ -172,7 +174,7 @@ def test_the_event_carries_the_exact_time_and_whole_days_for_older_readers(
     payload = intake.received_payload(
         sub,
         verdict,
-        code="T002.H01-261103-0001",
+        code="T08.X00691-261103-0001",
         applicant_ref="ab" * 32,
         received_at=at(11, 3, 15, 30),
         appointment_at=at(11, 4, 20),
@@ -207,9 +209,9 @@ ID = uuid.UUID(int=12)
 def _received(when: datetime, procedure_days: float, appointment: datetime) -> DossierReceived:
     whole = -int(-procedure_days // 1)
     return DossierReceived(
-        **new_event_fields(when, ID, "T002.H01", "T002.H01", actor="counter"),
+        **new_event_fields(when, ID, UNIT, UNIT, actor="counter"),
         payload={
-            "dossier_code": "T002.H01-261101-0001",
+            "dossier_code": "T08.X00691-261101-0001",
             "procedure_code": HALF_DAY,
             "channel": "in_person",
             "applicant_kind": "citizen",
@@ -225,7 +227,7 @@ def _received(when: datetime, procedure_days: float, appointment: datetime) -> D
 
 def _resolved(when: datetime) -> DossierResolved:
     return DossierResolved(
-        **new_event_fields(when, ID, "T002.H01", "T002.H01", actor="officer"),
+        **new_event_fields(when, ID, UNIT, UNIT, actor="officer"),
         payload={"approved": True},
     )
 
@@ -278,9 +280,9 @@ def test_the_clock_starts_when_intake_says_whatever_processings_calendar() -> No
     appointment = intake_cal.appointment(when, 3, has_cutoff=False)
     assert appointment == at(11, 9, 10)
     received = DossierReceived(
-        **new_event_fields(when, ID, "T002.H01", "T002.H01", actor="counter"),
+        **new_event_fields(when, ID, UNIT, UNIT, actor="counter"),
         payload={
-            "dossier_code": "T002.H01-261103-0001",
+            "dossier_code": "T08.X00691-261103-0001",
             "procedure_code": "2.000720",
             "channel": "in_person",
             "applicant_kind": "citizen",

@@ -49,14 +49,14 @@ ID = uuid.UUID(int=1)
 
 
 def fields(at: datetime) -> dict[str, object]:
-    return new_event_fields(at, ID, "T001.H01", "T001.H01", actor="officer-1")
+    return new_event_fields(at, ID, "T01.X00004", "T01.X00004", actor="officer-1")
 
 
 def received(at: datetime = MONDAY, days: int = 3, digitized: bool = True) -> DossierReceived:
     return DossierReceived(
         **fields(at),
         payload={
-            "dossier_code": "T001.H01-261102-0001",
+            "dossier_code": "T01.X00004-261102-0001",
             "procedure_code": "2.000720",
             "channel": Channel.ONLINE,
             "applicant_kind": ApplicantKind.CITIZEN,
@@ -306,20 +306,20 @@ def test_transfer_changes_the_competent_unit_and_never_restarts_the_deadline() -
         before,
         DossierTransferred(
             **fields(MONDAY + timedelta(days=2, hours=1)),
-            payload={"to_unit": "T002.H01", "reason": "liên thông"},
+            payload={"to_unit": "T08.X00691", "reason": "liên thông"},
         ),
         CAL,
     )
     after = moved.dossier
-    assert after.competent_unit == "T002.H01"
-    assert after.receiving_unit == "T001.H01"
+    assert after.competent_unit == "T08.X00691"
+    assert after.receiving_unit == "T01.X00004"
     assert (after.received_at, after.appointment_at, after.paused, after.status) == (
         before.received_at,
         before.appointment_at,
         before.paused,
         S.PROCESSING,
     )
-    assert moved.note == "transferred from T001.H01 to T002.H01: liên thông"
+    assert moved.note == "transferred from T01.X00004 to T08.X00691: liên thông"
     ended = domain.apply(
         after,
         DossierResolved(**fields(MONDAY + timedelta(days=3)), payload={"approved": True}),
@@ -327,10 +327,10 @@ def test_transfer_changes_the_competent_unit_and_never_restarts_the_deadline() -
     ).dossier
     # Measured from the first reception, less the supplement wait: 3 - 1 working days.
     assert ended.elapsed_working_days == pytest.approx(2.0)
-    with pytest.raises(domain.Rejected, match=r"already handled by T002\.H01"):
+    with pytest.raises(domain.Rejected, match=r"already handled by T08\.X00691"):
         domain.apply(
             after,
-            DossierTransferred(**fields(MONDAY), payload={"to_unit": "T002.H01", "reason": "x"}),
+            DossierTransferred(**fields(MONDAY), payload={"to_unit": "T08.X00691", "reason": "x"}),
             CAL,
         )
 
@@ -411,7 +411,7 @@ class DossierLife(RuleBasedStateMachine):
     def pay(self, amount: int) -> None:
         self._try(PaymentReceived(**fields(self.now), payload={"amount_vnd": amount}))
 
-    @rule(unit=st.sampled_from(["T001.H01", "T002.H01", "T003.X01"]))
+    @rule(unit=st.sampled_from(["T01.X00004", "T08.X00691", "T48"]))
     def transfer(self, unit: str) -> None:
         self._try(DossierTransferred(**fields(self.now), payload={"to_unit": unit, "reason": "lt"}))
 
@@ -512,8 +512,8 @@ class DossierLife(RuleBasedStateMachine):
                 kind,
                 occurred_at=self.now,
                 dossier_id=ID,
-                receiving_unit="T001.H01",
-                competent_unit="T001.H02",
+                receiving_unit="T01.X00004",
+                competent_unit="T01.X00008",
                 payload=payload,
             )
             event = decode_status_event(raw)
@@ -521,8 +521,8 @@ class DossierLife(RuleBasedStateMachine):
             assert event.occurred_at == self.now
             assert (event.dossier_id, event.receiving_unit, event.competent_unit) == (
                 ID,
-                "T001.H01",
-                "T001.H02",
+                "T01.X00004",
+                "T01.X00008",
             )
             assert event.payload == StatusChangedPayload(**payload)
 

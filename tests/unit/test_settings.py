@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 
 import pytest
+from faststream.security import SASLScram512
 from pydantic import ValidationError
 
+from shared.kafka_security import PLAINTEXT, SecurityProtocol
 from shared.settings import (
     DEV_ID_HASH_KEY,
     DEV_TOKEN_KEY,
@@ -15,10 +18,18 @@ from shared.settings import (
     ServiceSettings,
     SettingsError,
 )
+from tests.security.kafka_tls import certificate_authority
 from tools import cli
 
 HASH_KEY = "h" * 31 + "-hash-secret-value"
 TOKEN_KEY = "t" * 31 + "-token-secret-value"
+KAFKA_PASSWORD = "kafka-scram-secret-value"
+# What production needs to reach Kafka: SCRAM-SHA-512 over TLS (the CA: the system's).
+SECURE_KAFKA = {
+    "kafka_security_protocol": "SASL_SSL",
+    "kafka_sasl_username": "motcua-intake",
+    "kafka_sasl_password": KAFKA_PASSWORD,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +42,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def production(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
     monkeypatch.setenv("MOTCUA_ENVIRONMENT", "production")
-    for name, value in variables.items():
+    for name, value in (SECURE_KAFKA | variables).items():
         monkeypatch.setenv(f"MOTCUA_{name.upper()}", value)
 
 
@@ -160,11 +171,11 @@ def test_a_missing_or_empty_secret_file_is_refused(
 
 
 def test_motcua_token_mints_with_development_settings(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["token", "--unit", "T001.H01", "--role", "officer"]) == 0
+    assert cli.main(["token", "--unit", "T01", "--role", "officer"]) == 0
     assert capsys.readouterr().out.count(".") == 2  # header.claims.signature
 
 
-@pytest.mark.parametrize("command", [["token", "--unit", "T001.H01"], ["submit-samples"]])
+@pytest.mark.parametrize("command", [["token", "--unit", "T01"], ["submit-samples"]])
 def test_motcua_refuses_to_mint_with_production_settings(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
@@ -180,6 +191,110 @@ def test_motcua_says_which_setting_is_refused(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("MOTCUA_TOKEN_KEYS", ",,,")
-    assert cli.main(["token", "--unit", "T001.H01"]) == 2
+    assert cli.main(["token", "--unit", "T01"]) == 2
     err = capsys.readouterr().err
     assert "invalid settings" in err and "MOTCUA_TOKEN_KEYS holds no key" in err
+
+
+# ------------------------------------------------------------------ Kafka transport security
+
+
+def test_kafka_clients_connect_in_plaintext_by_default() -> None:
+    settings = ServiceSettings()
+    assert settings.kafka_security == PLAINTEXT
+    # No argument at all: aiokafka's clients are built exactly as before security existed.
+    assert settings.kafka_security.client_options() == {}
+    assert settings.kafka_security.faststream() is None
+
+
+def test_sasl_ssl_with_the_password_and_the_ca_from_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ca = certificate_authority(tmp_path)
+    (tmp_path / "password").write_text(KAFKA_PASSWORD + "\n")  # as Strimzi's Secret mounts it
+    monkeypatch.setenv("MOTCUA_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("MOTCUA_KAFKA_SASL_USERNAME", "motcua-processing")
+    monkeypatch.setenv("MOTCUA_KAFKA_SASL_PASSWORD_FILE", str(tmp_path / "password"))
+    monkeypatch.setenv("MOTCUA_KAFKA_SSL_CAFILE", str(ca))
+    security = ServiceSettings().kafka_security
+    options = security.client_options()
+    assert {k: v for k, v in options.items() if k != "ssl_context"} == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "motcua-processing",
+        "sasl_plain_password": KAFKA_PASSWORD,
+    }
+    context = options["ssl_context"]
+    assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert len(context.get_ca_certs()) == 1  # the CA of the file, not the system's
+    broker = security.faststream()
+    assert isinstance(broker, SASLScram512) and broker.use_ssl
+    assert (broker.username, broker.password) == ("motcua-processing", KAFKA_PASSWORD)
+    # Logged as it is (the services log their settings' Kafka identity): never the password.
+    assert KAFKA_PASSWORD not in repr(security) + security.describe()
+
+
+@pytest.mark.parametrize(
+    ("variables", "complaint"),
+    [
+        ({"kafka_security_protocol": "SASL_SSL"}, "needs MOTCUA_KAFKA_SASL_USERNAME and"),
+        (
+            {"kafka_security_protocol": "SASL_PLAINTEXT", "kafka_sasl_password": KAFKA_PASSWORD},
+            "needs MOTCUA_KAFKA_SASL_USERNAME and",
+        ),
+        ({"kafka_ssl_cafile": "{ca}"}, "does not use TLS"),
+        (
+            {"kafka_security_protocol": "SSL", "kafka_ssl_certfile": "{ca}"},
+            "MOTCUA_KAFKA_SSL_CERTFILE and MOTCUA_KAFKA_SSL_KEYFILE go together",
+        ),
+        ({"kafka_security_protocol": "TLS"}, "kafka_security_protocol"),
+        ({"kafka_sasl_mechanism": "GSSAPI"}, "kafka_sasl_mechanism"),
+        ({"kafka_security_protocol": "SSL", "kafka_ssl_cafile": "{absent}"}, "kafka_ssl_cafile"),
+    ],
+)
+def test_kafka_security_that_cannot_work_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variables: dict[str, str], complaint: str
+) -> None:
+    ca = certificate_authority(tmp_path)
+    for name, value in variables.items():
+        path = value.format(ca=ca, absent=tmp_path / "absent.pem")
+        monkeypatch.setenv(f"MOTCUA_{name.upper()}", path)
+    assert complaint in refusal(KAFKA_PASSWORD)
+
+
+def test_an_empty_file_setting_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # How an overlay unsets what its base sets (a development overlay without TLS).
+    monkeypatch.setenv("MOTCUA_KAFKA_SSL_CAFILE", "")
+    assert ServiceSettings().kafka_security == PLAINTEXT
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"kafka_security_protocol": "PLAINTEXT"},
+        {"kafka_security_protocol": "SASL_PLAINTEXT"},
+        # TLS without a client certificate: encrypted, but anyone may write dossier events.
+        {"kafka_security_protocol": "SSL"},
+    ],
+)
+def test_production_refuses_kafka_without_tls_and_authentication(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]
+) -> None:
+    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=TOKEN_KEY, **variables)
+    message = refusal(KAFKA_PASSWORD)
+    assert "MOTCUA_KAFKA_SECURITY_PROTOCOL must be SASL_SSL" in message
+    monkeypatch.setenv("MOTCUA_ENVIRONMENT", "development")
+    assert ServiceSettings().kafka_security.protocol == variables["kafka_security_protocol"]
+
+
+def test_production_refuses_sasl_plain(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(
+        monkeypatch, id_hash_key=HASH_KEY, token_keys=TOKEN_KEY, kafka_sasl_mechanism="PLAIN"
+    )
+    assert "MOTCUA_KAFKA_SASL_MECHANISM=PLAIN is refused in production" in refusal(KAFKA_PASSWORD)
+
+
+def test_production_accepts_scram_over_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=TOKEN_KEY)
+    security = ServiceSettings().kafka_security
+    assert security.protocol is SecurityProtocol.SASL_SSL and security.authenticated

@@ -16,7 +16,15 @@ import httpx
 from shared.auth import mint
 from shared.progress import Progress
 from shared.reference import REFERENCE_DIR, load_reference
-from tools.simulate.plan import REASONS, Plan, arrivals, choose_units, dossier_rng, plan_dossier
+from tools.simulate.plan import (
+    REASONS,
+    Network,
+    Plan,
+    arrivals,
+    choose_units,
+    dossier_rng,
+    plan_dossier,
+)
 
 WAIT_SECONDS = 30.0  # how long to wait for the other service to catch up (Kafka in between)
 # The summary lists outcomes in the order they happen to a dossier.
@@ -65,8 +73,9 @@ class Simulation:
         self.outcome = Outcome()
         self.intake = httpx.AsyncClient(base_url=intake, timeout=30)
         self.processing = httpx.AsyncClient(base_url=processing, timeout=30)
-        self.reference = load_reference(REFERENCE_DIR)
-        self.units = choose_units(self.reference, units, seed)
+        # Today's map: the services receive only at the units in force at the reception instant.
+        self.network = Network.on(load_reference(REFERENCE_DIR), now())
+        self.units = choose_units(self.network, units, seed)
 
     async def close(self) -> None:
         await self.intake.aclose()
@@ -78,7 +87,7 @@ class Simulation:
         schedule = arrivals(random.Random(f"{self.seed}/arrivals"), rate, duration)
         for index, at in enumerate(schedule):
             await asyncio.sleep(max(0.0, started + at - time.monotonic()))
-            plan = plan_dossier(dossier_rng(self.seed, index), self.units, self.reference)
+            plan = plan_dossier(dossier_rng(self.seed, index), self.units, self.network)
             task = asyncio.create_task(self.life(plan))
             lives.add(task)
             task.add_done_callback(lives.discard)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
-from shared.reference import Procedure, ReferenceData, Unit
+from shared.admin_map import Structure
+from shared.reference import Level, Procedure, ReferenceData, Unit
 from tools.samples import personal_id, tax_code
 
 DAY_SECONDS = 40.0
@@ -15,6 +17,9 @@ FIRST_HOUR = 7
 # Arrivals per hour from 07:00 to 17:00, relative to the mean (they sum to 10, the mean is 1).
 DAY_PROFILE = (0.6, 1.5, 1.8, 1.5, 0.7, 0.1, 0.9, 1.4, 1.1, 0.4)
 FEES_VND = (20_000, 50_000, 100_000, 200_000)
+# Under the two-level map a commune center receives dossiers whatever the applicant's commune in
+# the province (Decree 118/2025/NĐ-CP): this share of its dossiers belong to another commune.
+ELSEWHERE_IN_PROVINCE = 0.2
 NAMES = {
     "citizen": ("Nguyễn Văn An", "Trần Thị Bình", "Lê Hoàng Cường", "Phạm Thị Dung"),
     "business": ("Công ty TNHH Minh Phát", "Công ty Cổ phần Sông Hồng", "HTX Nông nghiệp Tân An"),
@@ -30,11 +35,58 @@ REASONS = {
 }
 
 
-def choose_units(reference: ReferenceData, n: int, seed: int) -> list[Unit]:
-    """n units spread across provinces: one per province in turn, provinces and units shuffled."""
+@dataclass(frozen=True)
+class Network:
+    """The one-stop units in force on one day, grouped the way the plans draw from them."""
+
+    reference: ReferenceData
+    structure: Structure
+    units: tuple[Unit, ...]  # by code
+    provinces: tuple[str, ...]
+    _peers: dict[tuple[Level, str], tuple[Unit, ...]] = field(repr=False, compare=False)
+    _offered: dict[Level, tuple[Procedure, ...]] = field(repr=False, compare=False)
+
+    @classmethod
+    def on(cls, reference: ReferenceData, at: datetime | date) -> Network:
+        return cls.of(reference, reference.structure_at(at), reference.units_at(at))
+
+    @classmethod
+    def of(cls, reference: ReferenceData, structure: Structure, units: Sequence[Unit]) -> Network:
+        ordered = tuple(sorted(units, key=lambda u: u.code))
+        peers: dict[tuple[Level, str], list[Unit]] = {}
+        for unit in ordered:
+            peers.setdefault((unit.level, unit.province), []).append(unit)
+        procedures = sorted(reference.procedures.values(), key=lambda p: p.code)
+        # What a unit receives depends on its level and structure only.
+        offered = {
+            level: tuple(p for p in procedures if reference.offers(example, p))
+            for level, example in {u.level: u for u in ordered}.items()
+        }
+        return cls(
+            reference,
+            structure,
+            ordered,
+            tuple(sorted({u.province for u in ordered})),
+            {key: tuple(found) for key, found in peers.items()},
+            offered,
+        )
+
+    def peers(self, level: Level, province: str) -> tuple[Unit, ...]:
+        """The units in force of one level in one province."""
+        return self._peers.get((level, province), ())
+
+    def offered(self, unit: Unit) -> tuple[Procedure, ...]:
+        """The procedures a unit's counters receive under the structure in force."""
+        return self._offered[unit.level]
+
+
+def choose_units(network: Network, n: int, seed: int) -> list[Unit]:
+    """n units spread across provinces: one per province in turn, provinces and units shuffled.
+    A province's first unit is a district or commune unit, its second the provincial center, so
+    a handful of units are all local counters and a few dozen bring in the provincial centers."""
     rng = random.Random(f"{seed}/units")
     by_province: dict[str, list[Unit]] = {}
-    for unit in sorted(reference.units.values(), key=lambda u: u.code):
+    for unit in network.units:
         by_province.setdefault(unit.province, []).append(unit)
     provinces = sorted(by_province)
     rng.shuffle(provinces)
@@ -42,6 +94,10 @@ def choose_units(reference: ReferenceData, n: int, seed: int) -> list[Unit]:
     for order, province in enumerate(provinces):
         units = by_province[province]
         rng.shuffle(units)
+        # The provincial center, sorted last, becomes the province's second unit.
+        units.sort(key=lambda u: u.level == "province")
+        if len(units) > 1:
+            units.insert(1, units.pop())
         ranked += [(turn, order, unit) for turn, unit in enumerate(units)]
     ranked.sort(key=lambda r: (r[0], r[1]))
     return [unit for *_, unit in ranked[:n]]
@@ -83,7 +139,8 @@ def dossier_rng(seed: int, index: int) -> random.Random:
 class Plan:
     """What will happen to one dossier, decided up front."""
 
-    unit: str  # the receiving unit, competent for the procedure
+    unit: str  # the receiving unit
+    competent: str  # the unit that processes it: the receiving one, or another of its province
     body: dict[str, Any]  # the submission, as `POST /v1/dossiers` takes it
     withdraw: bool
     transfer_to: str | None  # liên thông: a unit of the same level in another province
@@ -97,18 +154,24 @@ class Plan:
     pauses: tuple[float, ...]  # the officers' delays, as fractions of --pace
 
 
-def plan_dossier(rng: random.Random, units: Sequence[Unit], reference: ReferenceData) -> Plan:
+def plan_dossier(rng: random.Random, units: Sequence[Unit], network: Network) -> Plan:
+    """One dossier received at one of `units` (all in force in `network`)."""
     unit = rng.choice(units)
-    procedure = rng.choice([p for p in reference.procedures.values() if reference.offers(unit, p)])
+    procedure = rng.choice(network.offered(unit))
+    competent = _competent_unit(rng, unit, network)
     approve = rng.random() < 0.9
     electronic = rng.random() < 0.55
     draw = rng.random()
     supplements = 2 if draw < 0.03 else 1 if draw < 0.18 else 0
+    body = submission(rng, procedure)
+    if competent is not unit:
+        body["competent_unit"] = competent.code
     return Plan(
         unit=unit.code,
-        body=submission(rng, procedure),
+        competent=competent.code,
+        body=body,
         withdraw=rng.random() < 0.03,
-        transfer_to=_transfer_target(rng, unit, reference) if rng.random() < 0.05 else None,
+        transfer_to=_transfer_target(rng, competent, network) if rng.random() < 0.05 else None,
         supplements=supplements,
         apology=supplements == 2 and rng.random() < 0.7,
         fee_vnd=rng.choice(FEES_VND) if procedure.fee_bearing and approve else 0,
@@ -123,13 +186,23 @@ def plan_dossier(rng: random.Random, units: Sequence[Unit], reference: Reference
     )
 
 
-def _transfer_target(rng: random.Random, unit: Unit, reference: ReferenceData) -> str:
-    peers = [
-        u.code
-        for u in reference.units.values()
-        if u.level == unit.level and u.province != unit.province
+def _competent_unit(rng: random.Random, unit: Unit, network: Network) -> Unit:
+    """The receiving unit, or under the two-level map now and then another commune center of
+    the province (the applicant's), which then processes the dossier."""
+    if network.structure.has_districts or unit.level != "commune":
+        return unit
+    if rng.random() >= ELSEWHERE_IN_PROVINCE:
+        return unit
+    others = [u for u in network.peers("commune", unit.province) if u.code != unit.code]
+    return rng.choice(others) if others else unit
+
+
+def _transfer_target(rng: random.Random, unit: Unit, network: Network) -> str:
+    """A unit in force of the same level in another province."""
+    provinces = [
+        p for p in network.provinces if p != unit.province and network.peers(unit.level, p)
     ]
-    return rng.choice(peers)
+    return rng.choice(network.peers(unit.level, rng.choice(provinces))).code
 
 
 def submission(rng: random.Random, procedure: Procedure) -> dict[str, Any]:
