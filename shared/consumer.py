@@ -26,6 +26,7 @@ from pydantic import SkipValidation, ValidationError
 
 from shared.consumer_metrics import BatchConsumers, record_applied, telemetry_of
 from shared.contract import Topics
+from shared.db_errors import TRANSIENT_DB_ERRORS
 from shared.kafka import (
     DEAD_LETTERS,
     DeadLetterReason,
@@ -40,19 +41,8 @@ log = get_logger(__name__)
 
 # The error classes every consumer (and every loop on the database) decides by, here only.
 #
-# Transient: the database is unreachable or busy. Retried with backoff, never dead-lettered.
-TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    asyncpg.exceptions.InterfaceError,
-    # PostgreSQL restarting or failing over: the connection is gone, the next one will work.
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-)
+# Transient (shared/db_errors.py): the database is unreachable or busy. Retried with backoff,
+# never dead-lettered.
 # Poison candidates: this data may never be stored or computed (a value out of a column's range,
 # text the database refuses, a date past the calendar). `is_poison` decides; anything that is
 # neither transient nor poison is a bug: the batch is redelivered and the consumer stops there.

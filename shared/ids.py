@@ -96,17 +96,19 @@ def uuid7() -> uuid.UUID:
 
 
 def personal_id_problem(value: str, today: date) -> str | None:
-    """Why `value` is not a plausible personal identification number (số định danh), or None."""
+    """Why `value` is not a plausible personal identification number (số định danh), or None.
+
+    The reason names the part that is wrong, never its digits: it reaches error bodies, import
+    reports and logs, and a few digits with the rest of a record narrow down whose ID it is.
+    """
     if not _PERSONAL_ID.fullmatch(value):
         return "must be exactly 12 digits"
     if value[:3] not in PROVINCE_CODES:
-        return f"province code {value[:3]} is not one of the 63 province codes"
-    century_digit = int(value[3])
-    if century_digit > 9:
-        return "gender and century digit is invalid"
-    birth_year = 1900 + 100 * (century_digit // 2) + int(value[4:6])
+        return "the first three digits are not one of the 63 province codes"
+    # The fourth digit tells gender and century: 0-1 the 1900s, 2-3 the 2000s, 4-5 the 2100s...
+    birth_year = 1900 + 100 * (int(value[3]) // 2) + int(value[4:6])
     if birth_year > today.year:
-        return f"birth year {birth_year} is in the future"
+        return "the birth year (fourth to sixth digits) is in the future"
     return None
 
 
@@ -123,7 +125,7 @@ def tax_code_problem(value: str) -> str | None:
         return "must be 10 digits, optionally followed by -001 to -999 for a branch"
     digits = match.group(1)
     if tax_check_digit(digits[:9]) != int(digits[9]):
-        return "check digit does not match"
+        return "the check digit (tenth digit) does not match"
     if match.group(2) == "000":
         return "branch suffix must be between -001 and -999"
     return None

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db_errors import TRANSIENT_DB_ERRORS
 from shared.logging import get_logger
 from shared.pii import mask_value
 
@@ -49,6 +50,7 @@ def problem_response(
     kind: str,
     errors: list[dict[str, Any]] | None = None,
     extensions: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         **(extensions or {}),
@@ -61,7 +63,9 @@ def problem_response(
         body["errors"] = errors
     # No error body echoes an ID-like number: a field path may be a key someone typed, a detail
     # may quote a value (Decree 13/2023).
-    return JSONResponse(mask_value(body), status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(
+        mask_value(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -162,6 +166,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, TRANSIENT_DB_ERRORS):
+            # PostgreSQL unreachable or restarting: nothing was acknowledged, the client may
+            # retry (with its Idempotency-Key) once readiness is back. One line, no traceback:
+            # every request says the same while it lasts.
+            _log.warning("database unavailable", error=repr(exc))
+            return problem_response(
+                503,
+                "Service unavailable",
+                "The database is unavailable; nothing was stored. Retry later.",
+                kind="database-unavailable",
+                headers={"Retry-After": "5"},
+            )
         # The details go to the log (masked), never to the client.
         _log.error("unhandled error", error=repr(exc), exc_info=exc)
         return problem_response(

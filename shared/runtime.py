@@ -19,7 +19,8 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, FastAPI
 
-from shared.auth import InvalidToken, verify
+from shared.auth import InvalidToken
+from shared.bearer import Authenticator
 from shared.consumer import batch_consumers
 from shared.consumer_metrics import BatchConsumers
 from shared.db import prepare
@@ -60,13 +61,14 @@ class Started:
 Start = Callable[[asyncpg.Pool], Awaitable[Started]]
 
 
-def token_identity(keys: list[str]) -> Callable[[str], Identity | None]:
-    """Who a bearer token names, for the rate limits (None: not a valid token). The routes
-    check the token again, role and unit included: this only picks the budgets."""
+def token_identity(authenticator: Authenticator) -> Callable[[str], Identity | None]:
+    """Who a bearer token names, for the rate limits (None: not a valid token, or one of a key
+    not fetched yet). The routes check the token again, role and unit included: this only picks
+    the budgets, and never waits for the identity provider."""
 
     def identify(token: str) -> Identity | None:
         try:
-            caller = verify(token, keys)
+            caller = authenticator.verify_known(token)
         except InvalidToken:
             return None
         return Identity(caller=f"{caller.role}:{caller.unit}:{caller.subject}", unit=caller.unit)
@@ -103,6 +105,9 @@ class ServiceRuntime:
         self.name = name
         self.settings = settings
         self.rate_limits = rate_limits or RateLimitSettings()
+        # One per process: the routes and the rate limits share its verified tokens and the
+        # identity provider's keys (one JWKS cache, one refresh).
+        self.authenticator = Authenticator.of(settings)
         self.consumer_group = group
         self.schema = schema
         self.migrations = migrations
@@ -172,7 +177,7 @@ class ServiceRuntime:
             app.add_middleware(
                 RateLimits,
                 budgets=Budgets.of(self.rate_limits),
-                identify=token_identity(self.settings.token_key_list),
+                identify=token_identity(self.authenticator),
             )
         # Last, so outermost: the limits' refusals (and any fast route) are measured too.
         instrument(app, self.name)

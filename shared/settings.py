@@ -11,8 +11,11 @@ from pydantic import BeforeValidator, Field, FilePath, SecretStr, model_validato
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.auth import Role
 from shared.contract import Topics
+from shared.jwks import JwksKeys, http_fetch
 from shared.kafka_security import KafkaSecurity, SaslMechanism, SecurityProtocol
+from shared.oidc import ROLES, OidcPolicy, OidcVerifier
 from shared.reference import REFERENCE_DIR
 
 # Only for development and tests; production refuses to start with it.
@@ -152,7 +155,72 @@ class KafkaSettings(MotcuaSettings):
         return self
 
 
-class ServiceSettings(KafkaSettings):
+class IdentitySettings(MotcuaSettings):
+    """The province's identity provider (OIDC), whose access tokens name counters and officers.
+
+    Off while MOTCUA_OIDC_ISSUER is empty (development and tests, with the HS256 keys of
+    MOTCUA_TOKEN_KEYS); production requires it (see ServiceSettings).
+    """
+
+    oidc_issuer: str = ""  # the tokens' `iss`, exactly as the provider writes it
+    oidc_audience: str = ""  # an `aud` the tokens must hold: the client the provider issues for
+    # Where the provider publishes its signing keys (JWKS); Keycloak's:
+    # <issuer>/protocol/openid-connect/certs.
+    oidc_jwks_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
+    # The CA of the provider's certificate, if not in the system's trust store.
+    oidc_ca_file: OptionalFile = None
+    # Claims naming the caller's unit (a unit code) and role; a dotted path reaches a nested one.
+    oidc_unit_claim: str = Field(default="motcua_unit", min_length=1)
+    oidc_role_claim: str = Field(default="motcua_role", min_length=1)
+    # The provider's role value → motcua's role (JSON); empty: the values are `counter`/`officer`.
+    oidc_role_values: dict[str, Role] = Field(default_factory=dict)
+    oidc_max_lifetime_s: int = Field(default=3600, ge=60, le=86400)  # exp - iat
+    oidc_leeway_s: int = Field(default=60, ge=0, le=300)  # clock skew allowed both ways
+    # A token naming an unknown key fetches the key set at most this often (rotation).
+    oidc_jwks_min_refresh_s: float = Field(default=30.0, ge=1.0, le=3600.0)
+    # The key set is fetched again in the background once this old (withdrawn keys).
+    oidc_jwks_max_age_s: float = Field(default=900.0, ge=10.0, le=86400.0)
+    oidc_jwks_timeout_s: float = Field(default=5.0, gt=0.0, le=60.0)
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer)
+
+    def oidc_verifier(self) -> OidcVerifier | None:
+        """A verifier with its own key set (fetched on first use); None with OIDC off."""
+        if not self.oidc_enabled:
+            return None
+        policy = OidcPolicy(
+            issuer=self.oidc_issuer,
+            audience=self.oidc_audience,
+            unit_claim=self.oidc_unit_claim,
+            role_claim=self.oidc_role_claim,
+            role_values=dict(self.oidc_role_values) or ROLES,
+            max_lifetime_s=self.oidc_max_lifetime_s,
+            leeway_s=self.oidc_leeway_s,
+        )
+        fetch = http_fetch(
+            self.oidc_jwks_url, timeout_s=self.oidc_jwks_timeout_s, ca_file=self.oidc_ca_file
+        )
+        keys = JwksKeys(
+            fetch,
+            min_refresh_s=self.oidc_jwks_min_refresh_s,
+            max_age_s=self.oidc_jwks_max_age_s,
+            timeout_s=self.oidc_jwks_timeout_s,
+        )
+        return OidcVerifier(policy, keys)
+
+    @model_validator(mode="after")
+    def _refuse_partial_oidc(self) -> Self:
+        named = [self.oidc_issuer, self.oidc_audience, self.oidc_jwks_url]
+        if any(named) and not all(named):
+            raise ValueError(
+                "MOTCUA_OIDC_ISSUER, MOTCUA_OIDC_AUDIENCE and MOTCUA_OIDC_JWKS_URL are set together"
+            )
+        return self
+
+
+class ServiceSettings(KafkaSettings, IdentitySettings):
     """What every service needs; each service subclasses it with its own fields."""
 
     environment: Environment = Environment.DEVELOPMENT
@@ -175,6 +243,7 @@ class ServiceSettings(KafkaSettings):
     shutdown_timeout_s: float = Field(default=20.0, ge=1.0, le=300.0)
     id_hash_key: SecretStr = SecretStr(DEV_ID_HASH_KEY)
     # Comma-separated HS256 keys; the first signs development tokens, all verify (key rotation).
+    # Development and tests only: production refuses them (tokens come from the identity provider).
     token_keys: SecretStr = SecretStr(DEV_TOKEN_KEY)
 
     @property
@@ -183,12 +252,18 @@ class ServiceSettings(KafkaSettings):
 
     @property
     def token_key_list(self) -> list[str]:
+        """The HS256 keys that verify tokens: none in production."""
+        if self.environment is Environment.PRODUCTION:
+            return []
+        return self._hs256_keys()
+
+    def _hs256_keys(self) -> list[str]:
         return [k.strip() for k in self.token_keys.get_secret_value().split(",") if k.strip()]
 
     # The messages name the variable and the rule, never the value (nor a part of it).
     @model_validator(mode="after")
     def _refuse_unusable_keys(self) -> Self:
-        keys = self.token_key_list
+        keys = self._hs256_keys()
         if not keys:
             raise ValueError("MOTCUA_TOKEN_KEYS holds no key")
         hash_key = self.id_hash_key.get_secret_value()
@@ -206,12 +281,24 @@ class ServiceSettings(KafkaSettings):
                 raise ValueError("MOTCUA_ID_HASH_KEY must be set to a secret outside development")
             if len(self.id_hash_key.get_secret_value()) < 32:
                 raise ValueError("MOTCUA_ID_HASH_KEY must be at least 32 characters")
-            if DEV_TOKEN_KEY in self.token_key_list:
-                raise ValueError("MOTCUA_TOKEN_KEYS must not contain the development key")
-            if any(len(k) < 32 for k in self.token_key_list):
-                raise ValueError("each of MOTCUA_TOKEN_KEYS must be at least 32 characters")
+            self._refuse_shared_token_keys()
             self._refuse_insecure_kafka()
         return self
+
+    def _refuse_shared_token_keys(self) -> None:
+        # Whoever holds an HS256 key can mint any counter's or officer's token: production takes
+        # only the identity provider's, signed by keys that never leave it.
+        if "token_keys" in self.model_fields_set:
+            raise ValueError(
+                "MOTCUA_TOKEN_KEYS (HS256) is for development and tests: unset it in production"
+            )
+        if not self.oidc_enabled:
+            raise ValueError(
+                "MOTCUA_OIDC_ISSUER, MOTCUA_OIDC_AUDIENCE and MOTCUA_OIDC_JWKS_URL must be set "
+                "in production"
+            )
+        if not self.oidc_jwks_url.startswith("https://"):
+            raise ValueError("MOTCUA_OIDC_JWKS_URL must be https:// in production")
 
     def _refuse_insecure_kafka(self) -> None:
         security = self.kafka_security

@@ -10,11 +10,13 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from services.intake import domain, workflow
 from services.intake.context import Intake
 from services.intake.store import StoredDossier
+from shared import audit
 from shared.auth import Caller
 from shared.bodies import (
     FrontDoor,
@@ -37,14 +39,31 @@ from shared.contract import (
 from shared.problems import Problem, problem_response
 from shared.unit_problems import unit_problem
 
+
+def _status_of(exc: Exception) -> int:
+    """The status answering what a route raised, for the audit log."""
+    if isinstance(exc, domain.IntakeError):
+        return _problem(exc).status
+    return audit.status_of(exc)
+
+
 # The two reception routes carry the counters' whole load: `RawBodyRoute`s, whose endpoints read
 # the raw request and answer the Response themselves, without FastAPI's dependency solving,
 # json.loads-then-validation and response re-validation (a fifth of a submission's CPU). What
 # they accept is documented the same way (`openapi_extra`), their errors are the same
 # problem+json, and `install` puts them first in the app's routes.
-reception = APIRouter(prefix="/v1", tags=["dossiers"], route_class=RawBodyRoute)
+# Every route of both routers writes its audit record (shared/audit.py): the route class does.
+reception = APIRouter(
+    prefix="/v1",
+    tags=["dossiers"],
+    route_class=audit.route_class(RawBodyRoute, service="intake", status_of=_status_of),
+)
 # The other routes: ordinary FastAPI routes.
-router = APIRouter(prefix="/v1", tags=["dossiers"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["dossiers"],
+    route_class=audit.route_class(APIRoute, service="intake", status_of=_status_of),
+)
 
 
 def install(app: FastAPI) -> None:
@@ -115,7 +134,7 @@ async def _intake(request: Request) -> Intake:
 
 
 async def _caller(request: Request, intake: Annotated[Intake, Depends(_intake)]) -> Caller:
-    return intake.authenticate(request.headers.get("authorization"))
+    return audit.note_caller(request, await intake.sign_in(request.headers.get("authorization")))
 
 
 IntakeDep = Annotated[Intake, Depends(_intake)]
@@ -183,8 +202,9 @@ def receipt_json(stored: StoredDossier) -> bytes:
     )
 
 
-def _receipt(issued: workflow.Issued) -> Response:
+def _receipt(request: Request, issued: workflow.Issued) -> Response:
     """201 with the receipt; 200 with the same receipt for a retried request."""
+    audit.note_dossier(request, issued.dossier.id, issued.dossier.code)
     status = 200 if issued.replayed else 201
     return Response(receipt_json(issued.dossier), status, media_type="application/json")
 
@@ -193,24 +213,26 @@ _IDEMPOTENCY_KEY_DOC = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "Retrying with the same key returns the same dossier",
-    "schema": {"type": "string", "maxLength": 200},
+    "description": "The counter's own key for one request: a retry with it returns the same "
+    "receipt (another counter's same key is another request)",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
 }
 
 
 def _idempotency_key(request: Request) -> str | None:
+    """The header's key (each counter's own: another counter's same key is another request);
+    present but empty, or too long, is a 422."""
     key = request.headers.get("idempotency-key")
-    if key is not None and len(key) > 200:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "string_too_long",
-                    "loc": ("header", "idempotency-key"),
-                    "msg": "String should have at most 200 characters",
-                }
-            ]
-        )
-    return key
+    if key is None or 0 < len(key) <= 200:
+        return key
+    kind, message = (
+        ("string_too_short", "String should have at least 1 character")
+        if not key
+        else ("string_too_long", "String should have at most 200 characters")
+    )
+    raise RequestValidationError(
+        [{"type": kind, "loc": ("header", "idempotency-key"), "msg": message}]
+    )
 
 
 async def _counter(request: Request) -> tuple[Intake, Caller, str | None]:
@@ -218,7 +240,7 @@ async def _counter(request: Request) -> tuple[Intake, Caller, str | None]:
     also for a unit the reference data does not know), then the Idempotency-Key header (422);
     the body, then whether the caller's unit is in force now (422), follow."""
     intake: Intake = request.app.state.intake
-    caller = intake.authenticate(request.headers.get("authorization"))
+    caller = audit.note_caller(request, await intake.sign_in(request.headers.get("authorization")))
     return intake, caller, _idempotency_key(request)
 
 
@@ -233,7 +255,7 @@ async def submit_dossier(request: Request) -> Response:
     """Receive a dossier: validate it, issue its code and appointment, publish DossierReceived."""
     intake, caller, key = await _counter(request)
     submission = parse_json_body(domain.SubmissionIn, await request.body())
-    return _receipt(await workflow.submit(intake, caller, submission, key))
+    return _receipt(request, await workflow.submit(intake, caller, submission, key))
 
 
 @reception.post(
@@ -247,7 +269,7 @@ async def refuse_at_reception(request: Request) -> Response:
     """Refuse a dossier at the counter with the reason (mẫu 03); it never enters processing."""
     intake, caller, key = await _counter(request)
     refusal = parse_json_body(domain.RefusalIn, await request.body())
-    return _receipt(await workflow.refuse(intake, caller, refusal, key))
+    return _receipt(request, await workflow.refuse(intake, caller, refusal, key))
 
 
 @router.get("/dossiers/{dossier_id}", response_model=Receipt)

@@ -38,6 +38,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             settings.token_key_list,
             settings.topics,
             writer,
+            authenticator=runtime.authenticator,
         )
         writer.start()
         # What intake reads and writes on Kafka, declared where the AsyncAPI document sees it.

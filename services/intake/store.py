@@ -91,6 +91,9 @@ class Reception:
     code_prefix: str
     events: list[CodedEvent]
     given_code: str | None = None
+    # The counter that received it (the token's subject; "import" for the importer): an
+    # idempotency key is unique per unit and counter.
+    received_by: str = ""
 
 
 class AlreadyRated(IntakeError):
@@ -105,7 +108,8 @@ _COLUMNS = (
     "id, code, receiving_unit, competent_unit, procedure_code, channel, received_at, "
     "appointment_at, status, rated, refusal_reason, request_hash"
 )
-_IDEMPOTENCY_CONSTRAINT = "dossiers_receiving_unit_idempotency_key_key"
+# Migration 004: a key is unique per unit and counter.
+_IDEMPOTENCY_CONSTRAINT = "dossiers_counter_idempotency_key"
 
 # A whole batch of receptions in one statement, so one round trip and no explicit transaction
 # (a statement is atomic): the receptions whose idempotency key is not taken, the day's codes
@@ -118,18 +122,21 @@ WITH input AS (
     SELECT * FROM unnest(
         $1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
         $8::text[], $9::timestamptz[], $10::timestamptz[], $11::jsonb[], $12::text[],
-        $13::text[], $14::smallint[], $15::text[], $16::date[], $17::text[], $18::text[]
+        $13::text[], $14::smallint[], $15::text[], $16::date[], $17::text[], $18::text[],
+        $24::text[]
     ) WITH ORDINALITY AS i(
         id, receiving_unit, competent_unit, procedure_code, channel, applicant_kind,
         applicant_ref, applicant_name, received_at, appointment_at, components,
-        idempotency_key, request_hash, status, refusal_reason, day, code_prefix, given_code, ord
+        idempotency_key, request_hash, status, refusal_reason, day, code_prefix, given_code,
+        received_by, ord
     )
 ),
 fresh AS (
     SELECT * FROM input i
     WHERE i.idempotency_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM dossiers d
-        WHERE d.receiving_unit = i.receiving_unit AND d.idempotency_key = i.idempotency_key
+        WHERE d.receiving_unit = i.receiving_unit AND d.received_by = i.received_by
+            AND d.idempotency_key = i.idempotency_key
     )
 ),
 sequences AS (
@@ -160,10 +167,10 @@ events AS (
 )
 INSERT INTO dossiers (id, code, receiving_unit, competent_unit, procedure_code, channel,
     applicant_kind, applicant_ref, applicant_name, received_at, appointment_at, components,
-    idempotency_key, request_hash, status, refusal_reason)
+    idempotency_key, request_hash, status, refusal_reason, received_by)
 SELECT id, code, receiving_unit, competent_unit, procedure_code, channel, applicant_kind,
     applicant_ref, applicant_name, received_at, appointment_at, components, idempotency_key,
-    request_hash, status, refusal_reason
+    request_hash, status, refusal_reason, received_by
 FROM numbered ORDER BY ord
 RETURNING {_COLUMNS}
 """
@@ -179,10 +186,15 @@ class IntakeStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def find_by_idempotency_key(self, unit: str, key: str) -> StoredDossier | None:
+    async def find_by_idempotency_key(
+        self, unit: str, counter: str, key: str
+    ) -> StoredDossier | None:
+        """The dossier this counter of this unit stored with this key, if any."""
         record = await self.pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM dossiers WHERE receiving_unit = $1 AND idempotency_key = $2",
+            f"SELECT {_COLUMNS} FROM dossiers "
+            "WHERE receiving_unit = $1 AND received_by = $2 AND idempotency_key = $3",
             unit,
+            counter,
             key,
         )
         return None if record is None else _row(record)
@@ -212,13 +224,14 @@ class IntakeStore:
         an earlier dossier or an earlier reception of this batch): nothing is stored for it and
         it uses no code, so codes stay gap-free.
         """
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str, str]] = set()
         batch: list[Reception] = []
         for r in receptions:
             if r.idempotency_key is not None:
-                if (r.receiving_unit, r.idempotency_key) in seen:
+                scope = (r.receiving_unit, r.received_by, r.idempotency_key)
+                if scope in seen:
                     continue  # the first of the batch wins; this one reads it afterwards
-                seen.add((r.receiving_unit, r.idempotency_key))
+                seen.add(scope)
             batch.append(r)
         events = [(n, e) for n, r in enumerate(batch, start=1) for e in r.events]
         while True:
@@ -248,6 +261,7 @@ class IntakeStore:
                     [e.key for _, e in events],
                     [e.before for _, e in events],
                     [e.after for _, e in events],
+                    [r.received_by for r in batch],
                 )
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != _IDEMPOTENCY_CONSTRAINT:

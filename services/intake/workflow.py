@@ -203,6 +203,7 @@ def reception(
         components=[c.model_dump() for c in submission.components],
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        received_by=arrival.actor or "",
         day=day,
         code_prefix=domain.dossier_code_prefix(arrival.unit.code, day),
         given_code=given_code,
@@ -256,11 +257,15 @@ async def _issue(
     refusal_reason: str | None,
 ) -> Issued:
     # Only a keyed request can be replayed, so only a keyed one needs its fingerprint. A retry
-    # answers the receipt already issued, even once its unit has ended since.
+    # answers the receipt already issued, even once its unit has ended since. A key is the
+    # counter's own (the token's subject) within its unit: two counters picking the same key
+    # never get each other's receipt.
     fingerprint: str | None = None
     if idempotency_key is not None:
         fingerprint = request_hash(body)
-        earlier = await intake.store.find_by_idempotency_key(caller.unit, idempotency_key)
+        earlier = await intake.store.find_by_idempotency_key(
+            caller.unit, caller.subject, idempotency_key
+        )
         if earlier is not None:
             return _replay(earlier, fingerprint)
     reference = intake.reference  # one data version for the whole request (a reload swaps it)
@@ -287,7 +292,9 @@ async def _issue(
     if stored is None:
         # A concurrent request with the same Idempotency-Key stored its dossier first.
         assert idempotency_key is not None
-        earlier = await intake.store.find_by_idempotency_key(unit.code, idempotency_key)
+        earlier = await intake.store.find_by_idempotency_key(
+            unit.code, caller.subject, idempotency_key
+        )
         assert earlier is not None
         return _replay(earlier, fingerprint)
     log.info(

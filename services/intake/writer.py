@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from services.intake.store import IntakeStore, Reception, StoredDossier
-from shared.consumer import TRANSIENT_DB_ERRORS
+from shared.db_errors import TRANSIENT_DB_ERRORS
 from shared.logging import get_logger
 
 log = get_logger(__name__)

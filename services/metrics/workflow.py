@@ -21,7 +21,7 @@ from services.metrics.index import Period, Score, league, parse_period
 from services.metrics.provinces import Ranking, by_province, ranking
 from services.metrics.store import Known, MetricsStore
 from shared.calendar import LOCAL_TZ
-from shared.consumer import TRANSIENT_DB_ERRORS
+from shared.db_errors import TRANSIENT_DB_ERRORS
 from shared.logging import get_logger
 
 log = get_logger(__name__)

@@ -11,12 +11,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from services.processing import domain, workflow
 from services.processing.context import Processing
 from services.processing.store import DossierFilter
+from shared import audit
 from shared.auth import Caller
 from shared.contract import (
     ApologyIssued,
@@ -40,7 +42,10 @@ from shared.reference import AdminMapError
 from shared.text import Note, Reason, Text
 from shared.unit_problems import unit_problem
 
-router = APIRouter(prefix="/v1", tags=["dossiers"])
+# Every route writes its audit record (shared/audit.py): the route class does.
+router = APIRouter(
+    prefix="/v1", tags=["dossiers"], route_class=audit.route_class(APIRoute, service="processing")
+)
 
 
 # `async def` on purpose: FastAPI runs plain `def` dependencies in a worker thread.
@@ -52,7 +57,9 @@ async def _processing(request: Request) -> Processing:
 async def _officer(
     request: Request, processing: Annotated[Processing, Depends(_processing)]
 ) -> Caller:
-    return processing.authenticate(request.headers.get("authorization"))
+    return audit.note_caller(
+        request, await processing.sign_in(request.headers.get("authorization"))
+    )
 
 
 ProcessingDep = Annotated[Processing, Depends(_processing)]
@@ -201,6 +208,7 @@ def _after(cursor: str | None) -> tuple[datetime, UUID] | None:
 @router.get("/dossiers", response_model=Page)
 async def list_dossiers(
     *,
+    request: Request,
     officer: CurrentOfficer,
     processing: ProcessingDep,
     status: Annotated[int | None, Query(ge=1, le=10)] = None,
@@ -218,6 +226,19 @@ async def list_dossiers(
         procedure_code,
         received_from,
         received_to,
+    )
+    # What was asked, never what was answered.
+    audit.note_filters(
+        request,
+        {
+            "status": status,
+            "overdue": overdue,
+            "procedure_code": procedure_code,
+            "received_from": received_from,
+            "received_to": received_to,
+            "limit": limit,
+            "cursor": cursor is not None,
+        },
     )
     items = await processing.store.list_dossiers(officer.unit, where, limit, _after(cursor))
     return Page(

@@ -35,6 +35,7 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
             settings.topics,
             settings.token_key_list,
             load_reference(settings.reference_dir),
+            authenticator=runtime.authenticator,
         )
 
         def install(reference: ReferenceData) -> None:

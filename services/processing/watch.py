@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from services.processing import workflow
 from services.processing.store import ProcessingStore
-from shared.consumer import TRANSIENT_DB_ERRORS
 from shared.contract import Topics
+from shared.db_errors import TRANSIENT_DB_ERRORS
 from shared.logging import get_logger
 
 log = get_logger(__name__)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from shared.auth import mint
+from shared.settings import DEV_TOKEN_KEY
 from tests.conftest import Stack
 from tests.harness import counter_token, eventually, officer_token
 from tools.samples import sample_submission
@@ -154,6 +155,44 @@ async def test_idempotent_retries(stack: Stack, client: httpx.AsyncClient) -> No
     )
     assert sorted(r.status_code for r in responses) == [200] * 9 + [201]
     assert len({r.json()["dossier_id"] for r in responses}) == 1
+
+
+def counter_of(unit: str, subject: str) -> dict[str, str]:
+    """A token of one named counter (the harness's tokens are all subject "t")."""
+    token = mint(DEV_TOKEN_KEY, unit=unit, role="counter", subject=subject)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_an_idempotency_key_is_each_counters_own(client: httpx.AsyncClient) -> None:
+    body = birth_registration()
+    mine, theirs = (
+        {**counter_of(UNIT, subject), "Idempotency-Key": "shared-key"}
+        for subject in ("counter-a", "counter-b")
+    )
+    first = await client.post("/v1/dossiers", json=body, headers=mine)
+    other = await client.post("/v1/dossiers", json=body, headers=theirs)
+    assert (first.status_code, other.status_code) == (201, 201), other.text
+    assert first.json()["dossier_id"] != other.json()["dossier_id"]
+    # Each counter's retry still answers its own receipt.
+    for headers, receipt in ((mine, first), (theirs, other)):
+        again = await client.post("/v1/dossiers", json=body, headers=headers)
+        assert again.status_code == 200
+        assert again.json() == receipt.json()
+
+
+async def test_an_empty_idempotency_key_is_refused(stack: Stack, client: httpx.AsyncClient) -> None:
+    before = await outbox_rows(stack)
+    for path, body in (
+        ("/v1/dossiers", birth_registration()),
+        ("/v1/refusals", {**birth_registration(components=[]), "reason": "Thiếu giấy"}),
+    ):
+        response = await client.post(
+            path, json=body, headers={**counter_token(UNIT), "Idempotency-Key": ""}
+        )
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in response.json()["errors"]] == ["header.idempotency-key"]
+    assert await outbox_rows(stack) == before
 
 
 async def test_daily_codes_are_unique_under_concurrency(client: httpx.AsyncClient) -> None:

@@ -14,6 +14,8 @@ import yaml
 from services.intake.config import IntakeSettings
 from services.metrics.config import MetricsSettings
 from services.processing.config import ProcessingSettings
+from shared.auth import Caller, InvalidToken, mint
+from shared.bearer import Authenticator
 from shared.contract import Topics
 from shared.kafka import DEFAULT_PARTITIONS
 from shared.kafka_security import SaslMechanism, SecurityProtocol
@@ -29,7 +31,12 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "processing": ProcessingSettings,
     "metrics": MetricsSettings,
 }
-SECRET_KEYS = ("MOTCUA_DATABASE_URL", "MOTCUA_ID_HASH_KEY", "MOTCUA_TOKEN_KEYS")
+HS256_KEYS = "MOTCUA_TOKEN_KEYS"  # development tokens' keys: production refuses any
+# The keys of motcua-secrets each overlay's pods read (production's has no HS256 key: README).
+SECRET_KEYS = {
+    "dev": ("MOTCUA_DATABASE_URL", "MOTCUA_ID_HASH_KEY", HS256_KEYS),
+    "production": ("MOTCUA_DATABASE_URL", "MOTCUA_ID_HASH_KEY"),
+}
 # Each pod: the service whose settings it reads, and the KafkaUser it logs in as. The rebuild is
 # the metrics service's work (it reads the status topic and commits group motcua-metrics).
 PODS = {
@@ -257,15 +264,22 @@ def test_shutdown_fits_in_the_grace_period(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_secrets_are_referenced_by_name_never_committed(overlay: str) -> None:
     assert manifests(overlay, "Secret") == []
-    assert not set(config(overlay)) & set(SECRET_KEYS)
+    assert not set(config(overlay)) & {key for keys in SECRET_KEYS.values() for key in keys}
     for name, spec in pod_specs(overlay).items():
         for container in spec["containers"]:
             env = {e["name"]: e for e in container["env"]}
-            for key in SECRET_KEYS:
+            for key in SECRET_KEYS[overlay]:
                 assert env[key]["valueFrom"]["secretKeyRef"] == {
                     "name": "motcua-secrets",
                     "key": key,
                 }, (name, key)
+            # Nothing else of motcua-secrets: what the README tells the operator to create.
+            read = {
+                e["valueFrom"]["secretKeyRef"]["key"]
+                for e in container["env"]
+                if "valueFrom" in e and e["valueFrom"]["secretKeyRef"]["name"] == "motcua-secrets"
+            }
+            assert read == set(SECRET_KEYS[overlay]), name
             refs = [s["configMapRef"]["name"] for s in container["envFrom"]]
             assert len(refs) == 1 and refs[0].startswith("motcua-config"), name
 
@@ -340,6 +354,38 @@ def test_each_pod_starts_with_settings_its_service_accepts(overlay: str, tmp_pat
         unread = {e["name"] for e in container["env"]} - own
         assert not unread, (pod, sorted(unread))
         settings_at_start(overlay, pod, tmp_path / pod)
+
+
+# ------------------------------------------------------------------ sign-in
+
+
+def test_production_pods_accept_only_the_identity_providers_tokens(tmp_path: Path) -> None:
+    values = config("production")
+    assert values["MOTCUA_OIDC_JWKS_URL"].startswith("https://")
+    for pod in PODS:
+        settings = settings_at_start("production", pod, tmp_path / pod)
+        assert settings.oidc_verifier() is not None, pod
+        assert settings.oidc_issuer == values["MOTCUA_OIDC_ISSUER"], pod
+        assert settings.oidc_audience == values["MOTCUA_OIDC_AUDIENCE"], pod
+        assert settings.token_key_list == [], pod
+        # A token signed with an HS256 key, the development one or the dev Secret's, is refused.
+        authenticator = Authenticator.of(settings)
+        for key in (settings.token_keys.get_secret_value(), STAND_INS[HS256_KEYS]):
+            token = mint(key, unit="T01.X00004", role="counter", subject="c1")
+            with pytest.raises(InvalidToken):
+                authenticator.verify_known(token)
+
+
+def test_dev_pods_verify_development_tokens_with_the_secrets_keys(tmp_path: Path) -> None:
+    assert not {k for k in config("dev") if k.startswith("MOTCUA_OIDC_")}
+    for pod in PODS:
+        settings = settings_at_start("dev", pod, tmp_path / pod)
+        assert settings.oidc_verifier() is None, pod
+        assert settings.token_key_list == [STAND_INS[HS256_KEYS]], pod
+        token = mint(STAND_INS[HS256_KEYS], unit="T01.X00004", role="officer", subject="o1")
+        assert Authenticator.of(settings).verify_known(token) == Caller(
+            subject="o1", unit="T01.X00004", role="officer"
+        ), pod
 
 
 # ------------------------------------------------------------------ services and monitoring

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from shared.auth import mint
+from shared.bearer import Authenticator
 from shared.middleware import RateLimits
 from shared.ratelimit import Budget, Budgets, RateLimitSettings, retry_after
 from shared.runtime import token_identity
@@ -95,7 +96,9 @@ TIGHT = RateLimitSettings(
 def client() -> Iterator[httpx.Client]:
     app = probe_app()
     app.add_middleware(
-        RateLimits, budgets=Budgets.of(TIGHT), identify=token_identity([DEV_TOKEN_KEY])
+        RateLimits,
+        budgets=Budgets.of(TIGHT),
+        identify=token_identity(Authenticator([DEV_TOKEN_KEY])),
     )
     with (
         served(app, HttpSettings()) as port,

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from shared import auth
-from shared.bearer import bearer_caller
+from shared.bearer import Authenticator, bearer_caller
 from shared.problems import Problem
 
 KEY = "k" * 32
@@ -96,3 +96,22 @@ def test_the_bearer_is_refused_401_when_the_reference_data_does_not_know_its_uni
     with pytest.raises(Problem) as forbidden:
         bearer_caller(bearer(BA_DINH, "officer"), [KEY], "counter", units=known)
     assert forbidden.value.status == 403
+
+
+def test_an_authenticator_without_a_provider_verifies_the_development_keys() -> None:
+    authenticator = Authenticator([KEY])
+    assert bearer_caller(bearer(BA_DINH), authenticator, "counter").unit == BA_DINH
+    with pytest.raises(Problem) as refused:
+        bearer_caller(
+            f"Bearer {auth.mint('x' * 32, unit=BA_DINH, role='counter', subject='s')}",
+            authenticator,
+            "counter",
+        )
+    assert refused.value.status == 401
+
+
+def test_with_neither_keys_nor_a_provider_no_token_is_accepted() -> None:
+    with pytest.raises(Problem) as refused:
+        bearer_caller(bearer(BA_DINH), Authenticator([]), "counter")
+    assert refused.value.status == 401
+    assert "no key and no identity provider" in refused.value.detail

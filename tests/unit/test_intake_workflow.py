@@ -185,13 +185,15 @@ def stored(
 
 @dataclass
 class FakeStore:
-    by_key: dict[tuple[str, str], StoredDossier] = field(default_factory=dict)
+    by_key: dict[tuple[str, str, str], StoredDossier] = field(default_factory=dict)
     by_id: dict[UUID, StoredDossier] = field(default_factory=dict)
     actions: list[tuple[OutboxMessage, bool]] = field(default_factory=list)
     already_rated: bool = False
 
-    async def find_by_idempotency_key(self, unit: str, key: str) -> StoredDossier | None:
-        return self.by_key.get((unit, key))
+    async def find_by_idempotency_key(
+        self, unit: str, counter: str, key: str
+    ) -> StoredDossier | None:
+        return self.by_key.get((unit, counter, key))
 
     async def get(self, unit: str, dossier_id: UUID) -> StoredDossier | None:
         found = self.by_id.get(dossier_id)
@@ -217,7 +219,7 @@ class FakeWriter:
         self.received.append(reception)
         dossier = stored(reception)
         if reception.idempotency_key is not None:
-            key = (reception.receiving_unit, reception.idempotency_key)
+            key = (reception.receiving_unit, reception.received_by, reception.idempotency_key)
             if self.lose:
                 self.store.by_key[key] = dossier
                 return None
@@ -238,8 +240,8 @@ def intake(store: FakeStore, writer: FakeWriter | None = None) -> Intake:
     )
 
 
-def counter(unit: str) -> Caller:
-    return Caller(unit=unit, role="counter", subject="counter-1")
+def counter(unit: str, subject: str = "counter-1") -> Caller:
+    return Caller(unit=unit, role="counter", subject=subject)
 
 
 async def test_a_retry_with_the_same_key_replays_the_receipt_and_stores_nothing() -> None:
@@ -274,7 +276,21 @@ async def test_losing_the_race_for_a_key_answers_the_winners_receipt() -> None:
     ctx = intake(store, FakeWriter(store, lose=True))
     issued = await workflow.submit(ctx, counter(unit), body, "key-2")
     assert issued.replayed
-    assert issued.dossier == store.by_key[(unit, "key-2")]
+    assert issued.dossier == store.by_key[(unit, "counter-1", "key-2")]
+
+
+async def test_two_counters_of_a_unit_with_the_same_key_get_their_own_receipts() -> None:
+    unit, body = submission()
+    store = FakeStore()
+    writer = FakeWriter(store)
+    ctx = intake(store, writer)
+    mine = await workflow.submit(ctx, counter(unit, "counter-1"), body, "key-3")
+    theirs = await workflow.submit(ctx, counter(unit, "counter-2"), body, "key-3")
+    assert not mine.replayed and not theirs.replayed
+    assert mine.dossier.id != theirs.dossier.id
+    assert [r.received_by for r in writer.received] == ["counter-1", "counter-2"]
+    again = await workflow.submit(ctx, counter(unit, "counter-2"), body, "key-3")
+    assert again == workflow.Issued(theirs.dossier, replayed=True)
 
 
 async def test_a_refusal_is_stored_with_its_reason_and_no_appointment() -> None:

@@ -10,6 +10,8 @@ import pytest
 from faststream.security import SASLScram512
 from pydantic import ValidationError
 
+from shared.auth import InvalidToken, mint
+from shared.bearer import Authenticator
 from shared.kafka_security import PLAINTEXT, SecurityProtocol
 from shared.settings import (
     DEV_ID_HASH_KEY,
@@ -30,6 +32,13 @@ SECURE_KAFKA = {
     "kafka_sasl_username": "motcua-intake",
     "kafka_sasl_password": KAFKA_PASSWORD,
 }
+# ...and to know its callers: the province's identity provider.
+PROVIDER = "https://sso.example.gov.vn/realms/motcua"
+IDENTITY_PROVIDER = {
+    "oidc_issuer": PROVIDER,
+    "oidc_audience": "motcua-api",
+    "oidc_jwks_url": f"{PROVIDER}/protocol/openid-connect/certs",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +51,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def production(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
     monkeypatch.setenv("MOTCUA_ENVIRONMENT", "production")
-    for name, value in (SECURE_KAFKA | variables).items():
+    for name, value in (SECURE_KAFKA | IDENTITY_PROVIDER | variables).items():
         monkeypatch.setenv(f"MOTCUA_{name.upper()}", value)
 
 
@@ -92,28 +101,102 @@ def test_values_out_of_their_range_are_refused(
         ServiceSettings()
 
 
-def test_production_refuses_the_development_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    production(monkeypatch, token_keys=TOKEN_KEY)
+def test_production_refuses_the_development_hash_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch)
     assert "MOTCUA_ID_HASH_KEY must be set" in refusal(DEV_ID_HASH_KEY)
-    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=f"{TOKEN_KEY},{DEV_TOKEN_KEY}")
-    assert "must not contain the development key" in refusal(DEV_TOKEN_KEY)
 
 
-def test_production_accepts_long_distinct_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=TOKEN_KEY)
-    assert ServiceSettings().environment is Environment.PRODUCTION
+def test_production_accepts_a_long_hash_key_and_the_identity_provider(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    production(monkeypatch, id_hash_key=HASH_KEY)
+    settings = ServiceSettings()
+    assert settings.environment is Environment.PRODUCTION
+    # No HS256 key verifies anything: not even the development default.
+    assert settings.token_key_list == []
+    verifier = settings.oidc_verifier()
+    assert verifier is not None and verifier.policy.issuer == PROVIDER
+    development = mint(DEV_TOKEN_KEY, unit="T01", role="officer", subject="dev")
+    with pytest.raises(InvalidToken, match="not signed RS256 or ES256"):
+        Authenticator.of(settings).verify_known(development)
+
+
+@pytest.mark.parametrize("keys", [TOKEN_KEY, DEV_TOKEN_KEY, f"{TOKEN_KEY},{TOKEN_KEY[::-1]}"])
+def test_production_refuses_shared_token_keys(monkeypatch: pytest.MonkeyPatch, keys: str) -> None:
+    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=keys)
+    assert "MOTCUA_TOKEN_KEYS (HS256) is for development and tests" in refusal(keys)
+
+
+@pytest.mark.parametrize(
+    ("unset", "complaint"),
+    [
+        (IDENTITY_PROVIDER, "must be set in production"),
+        ({"oidc_audience": ""}, "are set together"),
+        ({"oidc_jwks_url": ""}, "are set together"),
+    ],
+)
+def test_production_requires_the_identity_provider(
+    monkeypatch: pytest.MonkeyPatch, unset: dict[str, str], complaint: str
+) -> None:
+    production(monkeypatch, id_hash_key=HASH_KEY, **{name: "" for name in unset})
+    assert complaint in refusal(HASH_KEY)
+
+
+def test_production_fetches_the_provider_keys_over_https_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    production(monkeypatch, id_hash_key=HASH_KEY, oidc_jwks_url="http://sso.example/certs")
+    assert "MOTCUA_OIDC_JWKS_URL must be https:// in production" in refusal(HASH_KEY)
+    monkeypatch.setenv("MOTCUA_ENVIRONMENT", "test")  # a JWKS served on loopback by a test
+    assert ServiceSettings().oidc_jwks_url == "http://sso.example/certs"
+
+
+def test_the_identity_provider_claims_and_limits_are_configurable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in IDENTITY_PROVIDER.items():
+        monkeypatch.setenv(f"MOTCUA_{name.upper()}", value)
+    monkeypatch.setenv("MOTCUA_OIDC_UNIT_CLAIM", "don_vi")
+    monkeypatch.setenv("MOTCUA_OIDC_ROLE_CLAIM", "resource_access.motcua-api.roles")
+    monkeypatch.setenv("MOTCUA_OIDC_ROLE_VALUES", '{"mot-cua": "counter", "xu-ly": "officer"}')
+    monkeypatch.setenv("MOTCUA_OIDC_MAX_LIFETIME_S", "900")
+    monkeypatch.setenv("MOTCUA_OIDC_LEEWAY_S", "30")
+    verifier = ServiceSettings().oidc_verifier()
+    assert verifier is not None
+    policy = verifier.policy
+    assert (policy.issuer, policy.audience) == (PROVIDER, "motcua-api")
+    assert (policy.unit_claim, policy.role_claim) == ("don_vi", "resource_access.motcua-api.roles")
+    assert dict(policy.role_values) == {"mot-cua": "counter", "xu-ly": "officer"}
+    assert (policy.max_lifetime_s, policy.leeway_s) == (900, 30)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("oidc_role_values", '{"mot-cua": "admin"}'),  # not a motcua role
+        ("oidc_max_lifetime_s", "864000"),
+        ("oidc_leeway_s", "3600"),
+        ("oidc_jwks_url", "ftp://sso.example/certs"),
+    ],
+)
+def test_identity_settings_out_of_their_range_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"MOTCUA_{name.upper()}", value)
+    with pytest.raises(ValidationError, match=name):
+        ServiceSettings()
+
+
+def test_without_an_issuer_there_is_no_identity_provider() -> None:
+    assert ServiceSettings().oidc_verifier() is None
 
 
 @pytest.mark.parametrize("short", ["abc", "a-secret-of-31-characters-xxxxx"])
 def test_a_short_secret_is_refused_without_being_printed(
     monkeypatch: pytest.MonkeyPatch, short: str
 ) -> None:
-    production(monkeypatch, id_hash_key=short, token_keys=TOKEN_KEY)
+    production(monkeypatch, id_hash_key=short)
     assert "MOTCUA_ID_HASH_KEY must be at least 32 characters" in refusal(short)
-    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=f"{TOKEN_KEY},{short}")
-    message = refusal(short)
-    assert "each of MOTCUA_TOKEN_KEYS must be at least 32 characters" in message
-    assert TOKEN_KEY[-8:] not in message and HASH_KEY[-8:] not in message
 
 
 def test_a_wrongly_typed_secret_is_not_printed_either(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,7 +224,6 @@ def test_secrets_are_read_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     (tmp_path / "hash").write_text(HASH_KEY + "\n")  # as `kubectl create secret --from-file`
     (tmp_path / "tokens").write_text(f"{TOKEN_KEY},{TOKEN_KEY[::-1]}\n")
     (tmp_path / "url").write_text("postgresql://motcua:pw@db/motcua")
-    production(monkeypatch)
     monkeypatch.setenv("MOTCUA_ID_HASH_KEY_FILE", str(tmp_path / "hash"))
     monkeypatch.setenv("MOTCUA_TOKEN_KEYS_FILE", str(tmp_path / "tokens"))
     monkeypatch.setenv("motcua_database_url_file", str(tmp_path / "url"))
@@ -179,7 +261,7 @@ def test_motcua_token_mints_with_development_settings(capsys: pytest.CaptureFixt
 def test_motcua_refuses_to_mint_with_production_settings(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
-    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=TOKEN_KEY)
+    production(monkeypatch, id_hash_key=HASH_KEY)
     assert cli.main(command) == 2
     out, err = capsys.readouterr()
     assert out == ""
@@ -280,7 +362,7 @@ def test_an_empty_file_setting_is_unset(monkeypatch: pytest.MonkeyPatch) -> None
 def test_production_refuses_kafka_without_tls_and_authentication(
     monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]
 ) -> None:
-    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=TOKEN_KEY, **variables)
+    production(monkeypatch, id_hash_key=HASH_KEY, **variables)
     message = refusal(KAFKA_PASSWORD)
     assert "MOTCUA_KAFKA_SECURITY_PROTOCOL must be SASL_SSL" in message
     monkeypatch.setenv("MOTCUA_ENVIRONMENT", "development")
@@ -288,13 +370,11 @@ def test_production_refuses_kafka_without_tls_and_authentication(
 
 
 def test_production_refuses_sasl_plain(monkeypatch: pytest.MonkeyPatch) -> None:
-    production(
-        monkeypatch, id_hash_key=HASH_KEY, token_keys=TOKEN_KEY, kafka_sasl_mechanism="PLAIN"
-    )
+    production(monkeypatch, id_hash_key=HASH_KEY, kafka_sasl_mechanism="PLAIN")
     assert "MOTCUA_KAFKA_SASL_MECHANISM=PLAIN is refused in production" in refusal(KAFKA_PASSWORD)
 
 
 def test_production_accepts_scram_over_tls(monkeypatch: pytest.MonkeyPatch) -> None:
-    production(monkeypatch, id_hash_key=HASH_KEY, token_keys=TOKEN_KEY)
+    production(monkeypatch, id_hash_key=HASH_KEY)
     security = ServiceSettings().kafka_security
     assert security.protocol is SecurityProtocol.SASL_SSL and security.authenticated
