@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import jwt
+from fastapi import FastAPI
 
 from shared.auth import Caller, InvalidToken, Role, verify
 from shared.oidc import OidcVerifier
-from shared.problems import Problem
+from shared.problems import PROBLEM_JSON, Problem
 from shared.settings import IdentitySettings, ServiceSettings
 
 
@@ -63,29 +66,42 @@ class Authenticator:
         return None if hs256 else self.oidc
 
 
+# RFC 6750 challenges: how a client learns that a bearer token is wanted, and what was wrong.
+_NO_TOKEN = {"WWW-Authenticate": 'Bearer realm="motcua"'}
+_BAD_TOKEN = {"WWW-Authenticate": 'Bearer realm="motcua", error="invalid_token"'}
+_WRONG_ROLE = {"WWW-Authenticate": 'Bearer realm="motcua", error="insufficient_scope"'}
+
+
 def _token(authorization: str | None) -> str:
     if authorization is None or not authorization.lower().startswith("bearer "):
         raise Problem(
-            401, "Unauthorized", "Send `Authorization: Bearer <token>`", kind="unauthorized"
+            401,
+            "Unauthorized",
+            "Send `Authorization: Bearer <token>`",
+            kind="unauthorized",
+            headers=_NO_TOKEN,
         )
     return authorization[7:].strip()
 
 
 def _unauthorized(exc: InvalidToken) -> Problem:
-    return Problem(401, "Unauthorized", f"Invalid token: {exc}", kind="unauthorized")
+    return Problem(
+        401, "Unauthorized", f"Invalid token: {exc}", kind="unauthorized", headers=_BAD_TOKEN
+    )
 
 
 def _admitted(caller: Caller, role: Role, units: Container[str] | None) -> Caller:
     if units is not None and caller.unit not in units:
         # Not echoed: the claim is the signer's, and the answer is the same for any unknown one.
-        raise Problem(
-            401,
-            "Unauthorized",
-            "Invalid token: its unit is not in the reference data",
-            kind="unauthorized",
-        )
+        raise _unauthorized(InvalidToken("its unit is not in the reference data"))
     if caller.role != role:
-        raise Problem(403, "Forbidden", f"This API is for the {role} role", kind="forbidden")
+        raise Problem(
+            403,
+            "Forbidden",
+            f"This API is for the {role} role",
+            kind="forbidden",
+            headers=_WRONG_ROLE,
+        )
     return caller
 
 
@@ -130,3 +146,76 @@ async def signed_in_caller(
     except InvalidToken as exc:
         raise _unauthorized(exc) from exc
     return _admitted(caller, role, units)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One service's door: the role its routes serve, against the units the map knows now
+    (`units` is read at each call: a SIGHUP reload replaces the map)."""
+
+    role: Role
+    authenticator: Authenticator
+    units: Callable[[], Container[str]]
+
+    @classmethod
+    def opened(
+        cls,
+        role: Role,
+        authenticator: Authenticator | None,
+        keys: Sequence[str],
+        units: Callable[[], Container[str]],
+    ) -> Gate:
+        """The gate, its provider's keys being fetched already (call it on the running event
+        loop: the first token then finds them). No authenticator given: these development keys
+        and the MOTCUA_OIDC_* of the environment."""
+        if authenticator is None:
+            authenticator = Authenticator.of_environment(keys)
+        authenticator.prefetch()
+        return cls(role, authenticator, units)
+
+    async def sign_in(self, authorization: str | None) -> Caller:
+        """The caller of a unit the map knows, in this gate's role; 401/403 otherwise. A token
+        signed by a key the identity provider has just rotated in waits for its key set."""
+        return await signed_in_caller(
+            authorization, self.authenticator, self.role, units=self.units()
+        )
+
+
+# The probes and the scrape: open to the cluster, never to a token.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def document_bearer(app: FastAPI, role: Role) -> None:
+    """Say in the OpenAPI document that every route but the probes wants a bearer token of
+    `role` (the routes read the header themselves: FastAPI cannot see it), so that /docs offers
+    to authorize and generated clients send it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # cached on the app: completed once, here
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        if "bearer" in schemes:
+            return schema
+        schemes["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": f"An access token of the {role} role whose unit claim names a unit of"
+            " the administrative map: the province's identity provider's (RS256/ES256), or"
+            " outside production a development token (`motcua token`).",
+        }
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}}
+        for path, operations in schema.get("paths", {}).items():
+            if path in OPEN_PATHS:
+                continue
+            for operation in operations.values():
+                operation["security"] = [{"bearer": []}]
+                responses = operation.setdefault("responses", {})
+                for code, description in (
+                    ("401", "No token, or not a valid one"),
+                    ("403", f"Not a token of the {role} role"),
+                ):
+                    responses.setdefault(code, {"description": description, "content": problem})
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

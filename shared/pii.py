@@ -19,7 +19,7 @@ in clear is a breach.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 # A number: digit groups joined by single separators, touching no letter or digit, nor a code's
@@ -90,12 +90,10 @@ def _hide(number: str) -> str:
     return "".join(out)
 
 
-def _mask_number(text: str, match: re.Match[str]) -> str:
-    """The number with each ID-like stretch of its groups hidden, longest first from the left:
+def _id_spans(text: str, match: re.Match[str]) -> Iterator[tuple[int, int]]:
+    """The ID-like stretches of one number's groups, longest first from the left:
     "079203001234 0100109106" is two IDs in one run of spaced groups."""
     groups = list(_GROUP.finditer(text, match.start(), match.end()))
-    pieces: list[str] = []
-    written = match.start()
     i = 0
     while i < len(groups):
         best = None
@@ -111,18 +109,30 @@ def _mask_number(text: str, match: re.Match[str]) -> str:
             continue
         start, end = groups[i].start(), groups[best].end()
         if not _part_of_dotted(text, match, start, end) and not _amount(text, start, end):
-            pieces += [text[written:start], _hide(text[start:end])]
-            written = end
+            yield start, end
         i = best + 1
-    pieces.append(text[written : match.end()])
-    return "".join(pieces)
+
+
+def id_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Where `text` holds an ID-like number (see the module), as (start, end) offsets: what
+    `mask` hides, and what a scan for IDs in clear looks at."""
+    if _CANDIDATE.search(text) is None:
+        return
+    for number in _NUMBER.finditer(text):
+        yield from _id_spans(text, number)
 
 
 def mask(text: str) -> str:
     """`text` with every ID-like number partly hidden (see the module); unchanged otherwise."""
-    if _CANDIDATE.search(text) is None:
+    pieces: list[str] = []
+    written = 0
+    for start, end in id_spans(text):
+        pieces += [text[written:start], _hide(text[start:end])]
+        written = end
+    if not pieces:
         return text
-    return _NUMBER.sub(lambda m: _mask_number(text, m), text)
+    pieces.append(text[written:])
+    return "".join(pieces)
 
 
 def mask_bytes(raw: bytes) -> bytes:

@@ -31,6 +31,7 @@ class Problem(Exception):
         kind: str | None = None,
         errors: list[dict[str, Any]] | None = None,
         extensions: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -40,6 +41,7 @@ class Problem(Exception):
         self.errors = errors or []
         # RFC 9457 extension members (e.g. the successors of a unit no longer in force).
         self.extensions = extensions or {}
+        self.headers = headers  # e.g. the WWW-Authenticate of a refused token
 
 
 def problem_response(
@@ -140,6 +142,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             kind=exc.kind,
             errors=exc.errors,
             extensions=exc.extensions,
+            headers=exc.headers,
         )
 
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:

@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+import httpx
 import motcua_local
 import pytest
 
 from tests.harness import ServiceProcess, stop_leftover_services
+from tests.pii_sweep import LEDGER, sweep_before_stopping
 
 
 class Terminated(KeyboardInterrupt):
@@ -35,6 +38,62 @@ def pytest_configure(config: pytest.Config) -> None:
     # running loop, where another exception would stay in the task it hit.
     signal.signal(signal.SIGTERM, _terminated)
     signal.signal(signal.SIGHUP, _terminated)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The sweep reads what every other test left behind: it runs last.
+    items.sort(key=lambda item: item.get_closest_marker("sweep") is not None)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        LEDGER.count("tests")
+
+
+def _request_body(request: httpx.Request) -> bytes:
+    try:
+        return request.content
+    except httpx.RequestNotRead:
+        return b""
+
+
+def _answered(request: httpx.Request, response: httpx.Response) -> None:
+    """A service process's answer, checked for IDs in clear (/metrics pages are checked when a
+    service stops: a page is megabytes and holds every label set made before)."""
+    if request.url.path == "/metrics" or request.url.netloc.decode() not in LEDGER.services:
+        return
+    try:
+        text = response.text
+    except httpx.ResponseNotRead:
+        return
+    kind = "error bodies" if response.status_code >= 400 else "answers"
+    LEDGER.said(kind, f"{response.status_code} to {request.method} {request.url.path}", text)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ledger_of_requests() -> Iterator[None]:
+    """Every request a test sends over httpx and its answer, in the ledger of the PII sweep."""
+    send_async = httpx.AsyncClient.send
+    send_sync = httpx.Client.send
+
+    async def sent_async(
+        client: httpx.AsyncClient, request: httpx.Request, **kwargs: Any
+    ) -> httpx.Response:
+        LEDGER.typed(_request_body(request), request.url.query)
+        response = await send_async(client, request, **kwargs)
+        _answered(request, response)
+        return response
+
+    def sent_sync(client: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        LEDGER.typed(_request_body(request), request.url.query)
+        response = send_sync(client, request, **kwargs)
+        _answered(request, response)
+        return response
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpx.AsyncClient, "send", sent_async)
+        patch.setattr(httpx.Client, "send", sent_sync)
+        yield
 
 
 @dataclass(frozen=True)
@@ -102,6 +161,8 @@ def own_kafka(tmp_path: Path) -> Iterator[motcua_local.Kafka]:
     try:
         kafka.start()  # a start that fails may leave the broker running
         yield kafka
+        if kafka.sasl_ssl is None and motcua_local.port_open(kafka.port):
+            sweep_before_stopping(kafka.bootstrap, None)
     finally:
         kafka.stop()
         guard.release()
@@ -115,6 +176,8 @@ def own_postgres(tmp_path: Path) -> Iterator[motcua_local.Postgres]:
     try:
         postgres.start()
         yield postgres
+        if motcua_local.port_open(postgres.port):
+            sweep_before_stopping(None, postgres.dsn)
     finally:
         postgres.stop()
         guard.release()

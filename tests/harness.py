@@ -20,6 +20,7 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from shared.auth import mint
 from shared.kafka import partitions_of
 from shared.settings import DEV_TOKEN_KEY
+from tests.pii_sweep import LEDGER
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,6 +93,7 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
             )
         _STARTED.add(self, self.proc.pid)
+        LEDGER.started(f"log of {self.name}", f"127.0.0.1:{self.port}", self.log_path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -113,6 +115,7 @@ class ServiceProcess:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self._sweep_metrics()
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=20)
@@ -122,6 +125,15 @@ class ServiceProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text()
+
+    def _sweep_metrics(self) -> None:
+        # The last page holds every label set the process made: what Prometheus scraped.
+        try:
+            page = httpx.get(f"{self.url}/metrics", timeout=5)
+        except httpx.HTTPError:
+            return
+        LEDGER.check(f"/metrics of {self.name}", page.text)
+        LEDGER.count("/metrics pages")
 
     def signal(self, signum: int) -> None:
         assert self.proc is not None

@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import random
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 import uvloop
@@ -22,6 +23,9 @@ from shared.auth import mint
 from shared.lifecycle import Shutdown
 from shared.serving import server_config
 from shared.settings import Environment, ServiceSettings, SettingsError
+
+if TYPE_CHECKING:
+    from tools.simulate.tokens import TokenSource
 
 SERVICES = ("intake", "processing", "metrics")
 
@@ -215,6 +219,25 @@ def _import(path: str, wait: bool) -> int:
     return 0 if summary.accepted or not summary.rejected else 1
 
 
+def _simulation_tokens(keycloak: str | None) -> TokenSource | None:
+    """Clerks signed in at the demo's Keycloak, or development tokens; None (said) if neither."""
+    from tools.simulate.tokens import DevelopmentTokens, KeycloakTokens
+
+    if keycloak:
+        password = os.environ.get("MOTCUA_KEYCLOAK_ADMIN_PASSWORD", "")
+        if not password:
+            print(
+                "motcua simulate: --keycloak needs MOTCUA_KEYCLOAK_ADMIN_PASSWORD (the realm's"
+                " administrator creates the simulated clerks); see .local/keycloak.env",
+                file=sys.stderr,
+            )
+            return None
+        clerks = os.environ.get("MOTCUA_KEYCLOAK_CLERK_PASSWORD") or None
+        return KeycloakTokens(keycloak, password, password=clerks)
+    key = _development_key("simulate")
+    return None if key is None else DevelopmentTokens(key)
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -238,13 +261,13 @@ def _simulate(args: argparse.Namespace) -> int:
         )
         print(f"wrote {lines} dossiers over {args.days} days from {start} to {args.write_import}")
         return 0
-    key = _development_key("simulate")
-    if key is None:
+    tokens = _simulation_tokens(args.keycloak)
+    if tokens is None:
         return 2
     simulation = Simulation(
         args.intake,
         args.processing,
-        key=key,
+        tokens=tokens,
         seed=args.seed,
         units=args.units,
         pace=args.pace,
@@ -360,6 +383,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim = sub.add_parser("simulate", help="counters and officers at work over the HTTP APIs")
     sim.add_argument("--intake", default="http://127.0.0.1:8000")
     sim.add_argument("--processing", default="http://127.0.0.1:8001")
+    sim.add_argument(
+        "--keycloak",
+        default=os.environ.get("MOTCUA_KEYCLOAK_URL") or None,
+        help="sign the clerks in at this Keycloak (deploy/local/keycloak.py; its administrator's"
+        " password in MOTCUA_KEYCLOAK_ADMIN_PASSWORD) instead of minting development tokens",
+    )
     sim.add_argument(
         "--rate",
         type=_positive,

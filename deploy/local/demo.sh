@@ -14,6 +14,7 @@ stop_all() {
     kill "$(cat "$pidfile")" 2>/dev/null || true
     rm -f "$pidfile"
   done
+  $PY deploy/local/keycloak.py down
   $PY deploy/local/motcua_local.py down
 }
 
@@ -26,6 +27,17 @@ $PY deploy/local/motcua_local.py up
 # shellcheck disable=SC1091
 source .local/env
 export MOTCUA_ENVIRONMENT=development
+
+# The identity provider: clerks sign in at Keycloak (Java 21+ and ~160 MB from Maven Central the
+# first time). Without it the demo still runs, on development tokens.
+signin="development tokens (motcua token)"
+if $PY deploy/local/keycloak.py up; then
+  # shellcheck disable=SC1091
+  source .local/keycloak.env
+  signin="Keycloak at $MOTCUA_KEYCLOAK_URL (realm motcua)"
+else
+  echo "demo: Keycloak did not start (above); the clerks use development tokens instead"
+fi
 
 for service in intake processing metrics; do
   var="MOTCUA_${service^^}_PORT"
@@ -48,6 +60,7 @@ for service in intake processing metrics; do
 done
 
 echo "demo: counters and officers of today's map (34 provinces: provincial and commune centers)"
+echo "demo: they sign in with $signin"
 echo "demo: at work for ${DEMO_SECONDS:-20}s (motcua simulate)"
 .venv/bin/motcua simulate --intake "http://127.0.0.1:$MOTCUA_INTAKE_PORT" \
   --processing "http://127.0.0.1:$MOTCUA_PROCESSING_PORT" \
@@ -90,6 +103,9 @@ Grafana dashboards: deploy/k8s/base/dashboards/leaders.json and operations.json.
   (docs/operations.md).
 A counter token:    .venv/bin/motcua token --unit T01.X00004 --role counter
   (the Public Administration Service Center of phường Ba Đình, Hà Nội; codes: docs/reference-data.md)
+Keycloak (if it started): ${MOTCUA_KEYCLOAK_URL:-not running}/admin (user admin); the clerks are
+  realm motcua's users (counter-t01.x00004, officer-t01.x00004 and the simulator's), passwords
+  in .local/keycloak.env; signing in by hand: README "Trying it by hand"
 History on the old map (63 provinces), then its table (after \`source .local/env\`):
   .venv/bin/motcua simulate --write-import history.jsonl --as-of 2024-05-06 --days 14 --per-day 500
   .venv/bin/motcua import history.jsonl && .venv/bin/motcua report --period 2024-05 \

@@ -148,7 +148,8 @@ def guard(lines: Iterator[str]) -> None:
         if kind == "pid":
             stop_pid(int(what), timeout=60.0)
         elif kind == "pgdata":
-            stop_cluster(Path(what))
+            with contextlib.suppress(PlatformError):  # the others are stopped all the same
+                stop_cluster(Path(what))
 
 
 # --------------------------------------------------------------------------- Kafka
@@ -420,13 +421,31 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return cmd
 
 
+def _reachable_by_postgres(directory: Path) -> None:
+    """Let the postgres user (we run as root) traverse every parent of `directory`. Again at
+    each stop: another pytest session on the machine resets /tmp/pytest-of-root to 0700, and a
+    pg_ctl that cannot reach its cluster would leave it running."""
+    if os.geteuid() != 0:
+        return
+    for parent in directory.parents:
+        if parent == Path("/"):
+            break
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(parent, mode | 0o001)
+
+
 def stop_cluster(pgdata: Path) -> None:
     if (pgdata / "postmaster.pid").exists():
-        subprocess.run(
+        _reachable_by_postgres(pgdata)
+        stopped = subprocess.run(
             _as_postgres([_pg_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]),
             check=False,
             capture_output=True,
+            text=True,
         )
+        if stopped.returncode != 0 and (pgdata / "postmaster.pid").exists():
+            raise PlatformError(f"pg_ctl could not stop {pgdata}: {stopped.stderr.strip()}")
 
 
 @dataclass
@@ -452,13 +471,7 @@ class Postgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.data_dir, "postgres", "postgres")
-            # The postgres user must be able to reach the directory through its parents.
-            for parent in self.data_dir.parents:
-                if parent == Path("/"):
-                    break
-                mode = parent.stat().st_mode
-                if not mode & 0o001:
-                    os.chmod(parent, mode | 0o001)
+        _reachable_by_postgres(self.data_dir)
         if not (pgdata / "PG_VERSION").exists():
             subprocess.run(
                 _as_postgres(

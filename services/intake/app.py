@@ -13,6 +13,7 @@ from services.intake.context import Intake
 from services.intake.handlers import StatusReadModel
 from services.intake.store import MIGRATIONS, SCHEMA, IntakeStore
 from services.intake.writer import ReceptionWriter
+from shared.bearer import document_bearer
 from shared.calendar import WorkingCalendar
 from shared.logging import get_logger
 from shared.reference import ReferenceData, load_reference
@@ -60,7 +61,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         )
         return Started(intake, reload=install, stops=[("reception writer", writer.stop)])
 
-    return runtime.app(
+    app = runtime.app(
         title="motcua intake",
         description="The one-stop counters' API: receive dossiers, issue receipts and "
         "appointments, record what happens at the counter.",
@@ -78,3 +79,5 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         ),
         max_body_bytes=settings.max_body_bytes,
     )
+    document_bearer(app, "counter")
+    return app

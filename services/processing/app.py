@@ -14,6 +14,7 @@ from services.processing.context import Processing
 from services.processing.handlers import DossierEventHandler
 from services.processing.store import MIGRATIONS, SCHEMA, ProcessingStore
 from services.processing.watch import OverdueWatch
+from shared.bearer import document_bearer
 from shared.calendar import WorkingCalendar
 from shared.reference import ReferenceData, load_reference
 from shared.runtime import RelayPlan, ServiceRuntime, Started
@@ -63,7 +64,7 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
             stops=[("overdue watch", watch.stop)],
         )
 
-    return runtime.app(
+    app = runtime.app(
         title="motcua processing",
         description="The officers' API: resolve dossiers, follow deadlines.",
         start=start,
@@ -72,3 +73,5 @@ def create_app(settings: ProcessingSettings | None = None) -> FastAPI:
         relay=RelayPlan(publish_gate=runtime.consuming),
         max_body_bytes=64 * 1024,
     )
+    document_bearer(app, "officer")
+    return app

@@ -30,6 +30,7 @@ from shared.contract import (
 from tests.conftest import Isolated, Services
 from tests.factories import received, status_events
 from tests.harness import counter_token, dead_letters, eventually, group_caught_up, scrape
+from tests.pii_sweep import LEDGER
 from tools.samples import sample_submission
 
 pytestmark = pytest.mark.integration
@@ -117,7 +118,9 @@ async def test_malformed_event_goes_to_dead_letter_and_the_next_one_is_processed
     await producer.start()
     try:
         key = dossier_key(good.dossier_id)
-        # Same key: same partition, so the good event sits right behind the poison one.
+        # Same key: same partition, so the good event sits right behind the poison one. The
+        # poison quotes an ID in clear on purpose: its dead letter must not.
+        LEDGER.plant(f"topic {topics.dossier_events}@", "079203001234")
         await producer.send_and_wait(
             topics.dossier_events,
             b'{"type": "DossierReceived", "applicant": "079203001234"',

@@ -91,3 +91,17 @@ def test_stopping_pytest_stops_what_it_started(tmp_path: Path, signum: signal.Si
             proc.wait()
         for pid in pids.values():
             motcua_local.stop_pid(pid)
+
+
+def test_a_database_stops_though_another_session_closed_its_parent_directory(
+    own_postgres: motcua_local.Postgres,
+) -> None:
+    # Every pytest session resets /tmp/pytest-of-<user> to 0700 when it starts. Run as root, the
+    # cluster runs as the postgres user, whose pg_ctl then could not reach the cluster to stop it.
+    closed = [p for p in own_postgres.data_dir.parents if p.name.startswith("pytest-of-")]
+    assert closed, own_postgres.data_dir
+    for parent in closed:
+        parent.chmod(0o700)
+    own_postgres.stop()
+    assert not motcua_local.port_open(own_postgres.port)
+    assert own_postgres.pid is None or not motcua_local.pid_alive(own_postgres.pid)

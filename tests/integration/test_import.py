@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import Stack
 from tests.harness import REPO, eventually
+from tests.pii_sweep import LEDGER
 from tests.unit.test_importer import line
 
 pytestmark = pytest.mark.integration
@@ -33,6 +34,8 @@ async def motcua(stack: Stack, *args: str) -> tuple[int, str, str]:
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=180)
     assert proc.returncode is not None
+    await asyncio.to_thread(LEDGER.typed_files, *args)
+    LEDGER.said("command line output", f"motcua {args[0]}", f"{out.decode()}\n{err.decode()}")
     return proc.returncode, out.decode(), err.decode()
 
 

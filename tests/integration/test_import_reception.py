@@ -18,6 +18,7 @@ import pytest
 from shared.calendar import WorkingCalendar
 from tests.conftest import Services, Stack
 from tests.harness import REPO, counter_token, eventually, officer_token, scrape_when
+from tests.pii_sweep import LEDGER
 from tests.unit.test_importer import line, refusal
 from tests.unit.test_part_day_procedures import (
     HALF_DAY,
@@ -50,6 +51,8 @@ async def motcua_import(stack: Stack, source: Path, **env: str) -> str:
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=180)
+    await asyncio.to_thread(LEDGER.typed_files, source)
+    LEDGER.said("command line output", "motcua import", f"{out.decode()}\n{err.decode()}")
     assert proc.returncode == 0, err.decode()
     return out.decode()
 

@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import Isolated, Platform, make_isolated
 from tests.harness import ServiceProcess, eventually
+from tests.pii_sweep import sweep_servers
 from tests.reliability.outage_load import (
     Answer,
     Load,
@@ -139,6 +140,7 @@ async def postgres_outage(
         finally:
             processing.stop()
             intake.stop()
+        await sweep_servers(None, postgres.dsn)
     finally:
         postgres.stop()
         guard.release()

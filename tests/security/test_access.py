@@ -218,6 +218,17 @@ def problem_failure(response: httpx.Response, status: int) -> str | None:
         return f"not a problem document: {body}"
     if not str(body.get("type", "")).startswith("https://"):
         return f"problem type {body.get('type')!r}"
+    return challenge_failure(response)
+
+
+def challenge_failure(response: httpx.Response) -> str | None:
+    """RFC 6750: a refused bearer token says so in WWW-Authenticate, and why."""
+    if response.status_code not in (401, 403):
+        return None
+    challenge = response.headers.get("www-authenticate", "")
+    wanted = 'error="insufficient_scope"' if response.status_code == 403 else "Bearer "
+    if wanted not in challenge or not challenge.startswith("Bearer "):
+        return f"{response.status_code} with WWW-Authenticate {challenge!r}"
     return None
 
 

@@ -34,6 +34,7 @@ from shared.kafka_security import (
     SecurityProtocol,
 )
 from tests.harness import ServiceProcess, counter_token, eventually, officer_token
+from tests.pii_sweep import sweep_before_stopping
 from tests.security.kafka_tls import BrokerTls, broker_tls, certificate_authority
 from tools.samples import sample_submission
 
@@ -98,6 +99,7 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecurePlatform]
         postgres.start()
         kafka.start()  # a start that fails may leave the broker running
         yield SecurePlatform(kafka, postgres, tls, password, base)
+        sweep_before_stopping(None, postgres.dsn)
     finally:
         kafka.stop()
         postgres.stop()

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 
-from shared.auth import mint
 from shared.progress import Progress
 from shared.reference import REFERENCE_DIR, load_reference
 from tools.simulate.plan import (
@@ -25,6 +24,7 @@ from tools.simulate.plan import (
     dossier_rng,
     plan_dossier,
 )
+from tools.simulate.tokens import Role, SignInRefused, TokenSource
 
 WAIT_SECONDS = 30.0  # how long to wait for the other service to catch up (Kafka in between)
 # The summary lists outcomes in the order they happen to a dossier.
@@ -65,9 +65,16 @@ class Outcome:
 
 class Simulation:
     def __init__(
-        self, intake: str, processing: str, *, key: str, seed: int, units: int, pace: float
+        self,
+        intake: str,
+        processing: str,
+        *,
+        tokens: TokenSource,
+        seed: int,
+        units: int,
+        pace: float,
     ) -> None:
-        self.key = key
+        self.tokens = tokens
         self.seed = seed
         self.pace = pace  # seconds of simulation per working step
         self.outcome = Outcome()
@@ -80,6 +87,7 @@ class Simulation:
     async def close(self) -> None:
         await self.intake.aclose()
         await self.processing.aclose()
+        await self.tokens.close()
 
     async def run(self, rate: float, duration: float, progress: Progress | None) -> Outcome:
         lives: set[asyncio.Task[None]] = set()
@@ -102,10 +110,12 @@ class Simulation:
             await self._life(plan)
         except httpx.HTTPError as exc:
             self.outcome.fail(type(exc).__name__)
+        except SignInRefused as exc:
+            self.outcome.fail(f"sign-in refused ({exc})")
 
     async def _life(self, plan: Plan) -> None:
         r = await self.intake.post(
-            "/v1/dossiers", json=plan.body, headers=self._token(plan.unit, "counter")
+            "/v1/dossiers", json=plan.body, headers=await self._token(plan.unit, "counter")
         )
         if not self._ok(r, "submission"):
             return
@@ -192,7 +202,7 @@ class Simulation:
         r = await self.processing.post(
             f"/v1/dossiers/{case.id}/{action}",
             json=body,
-            headers=self._token(case.competent, "officer"),
+            headers=await self._token(case.competent, "officer"),
         )
         return self._ok(r, action)
 
@@ -204,7 +214,7 @@ class Simulation:
             r = await self.intake.post(
                 f"/v1/dossiers/{case.id}/{action}",
                 json=body,
-                headers=self._token(case.plan.unit, "counter"),
+                headers=await self._token(case.plan.unit, "counter"),
             )
             if r.status_code != 409 or time.monotonic() > deadline:
                 return self._ok(r, action)
@@ -215,7 +225,7 @@ class Simulation:
         deadline = time.monotonic() + WAIT_SECONDS
         while time.monotonic() < deadline:
             r = await self.processing.get(
-                f"/v1/dossiers/{case.id}", headers=self._token(case.competent, "officer")
+                f"/v1/dossiers/{case.id}", headers=await self._token(case.competent, "officer")
             )
             if r.status_code == 200 and r.json()["status_name"] == status:
                 return True
@@ -232,14 +242,8 @@ class Simulation:
         self.outcome.fail(f"{action} {response.status_code}")
         return False
 
-    def _token(self, unit: str, role: str) -> dict[str, str]:
-        token = mint(
-            self.key,
-            unit=unit,
-            role="counter" if role == "counter" else "officer",
-            subject=f"sim-{role}-{unit}",
-        )
-        return {"Authorization": f"Bearer {token}"}
+    async def _token(self, unit: str, role: Role) -> dict[str, str]:
+        return await self.tokens.headers(unit, role)
 
 
 @dataclass
