@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from shared.auth import Caller, InvalidToken, Role, verify
 from shared.oidc import OidcVerifier
-from shared.problems import PROBLEM_JSON, Problem
+from shared.problems import PROBLEM_CONTENT, Problem, complete_openapi
 from shared.settings import IdentitySettings, ServiceSettings
 
 
@@ -189,14 +189,9 @@ def document_bearer(app: FastAPI, role: Role) -> None:
     """Say in the OpenAPI document that every route but the probes wants a bearer token of
     `role` (the routes read the header themselves: FastAPI cannot see it), so that /docs offers
     to authorize and generated clients send it."""
-    generate = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        schema = generate()  # cached on the app: completed once, here
-        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-        if "bearer" in schemes:
-            return schema
-        schemes["bearer"] = {
+    def complete(schema: dict[str, Any]) -> None:
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "JWT",
@@ -204,18 +199,19 @@ def document_bearer(app: FastAPI, role: Role) -> None:
             " the administrative map: the province's identity provider's (RS256/ES256), or"
             " outside production a development token (`motcua token`).",
         }
-        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}}
+        refusals = {
+            "401": "No token, or not a valid one",
+            "403": f"Not a token of the {role} role",
+        }
         for path, operations in schema.get("paths", {}).items():
             if path in OPEN_PATHS:
                 continue
             for operation in operations.values():
                 operation["security"] = [{"bearer": []}]
                 responses = operation.setdefault("responses", {})
-                for code, description in (
-                    ("401", "No token, or not a valid one"),
-                    ("403", f"Not a token of the {role} role"),
-                ):
-                    responses.setdefault(code, {"description": description, "content": problem})
-        return schema
+                for code, description in refusals.items():
+                    responses.setdefault(
+                        code, {"description": description, "content": PROBLEM_CONTENT}
+                    )
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    complete_openapi(app, complete)

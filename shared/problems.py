@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -98,40 +99,53 @@ class ProblemDocument(BaseModel):
     )
 
 
-def _document_problems(app: FastAPI) -> None:
-    """Say in the OpenAPI document what the handlers below do: every error is a problem
-    document (FastAPI would advertise its own JSON validation error for 422)."""
+# Where an error answer's body is described: every error status of every route.
+PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}}
+
+
+def complete_openapi(app: FastAPI, complete: Callable[[dict[str, Any]], None]) -> None:
+    """Have `complete` add to the app's OpenAPI document what FastAPI cannot see, once: the
+    document is generated at the first request for it and cached on the app."""
     generate = app.openapi
+    done: list[bool] = []
 
     def openapi() -> dict[str, Any]:
-        schema = generate()  # cached on the app: completed once, here
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        if "ProblemDocument" in components:
-            return schema
-        own = ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(own.pop("$defs", {}))
-        components["ProblemDocument"] = own
-        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}}
-        for path in schema.get("paths", {}).values():
-            for operation in path.values():
-                responses = operation.setdefault("responses", {})
-                for code, response in responses.items():
-                    if code.isdigit() and int(code) >= 400:
-                        response["content"] = problem
-                responses.setdefault(
-                    "default",
-                    {"description": "Any other error, as a problem document", "content": problem},
-                )
-        for unused in ("HTTPValidationError", "ValidationError"):
-            components.pop(unused, None)
+        schema = generate()
+        if not done:
+            complete(schema)
+            done.append(True)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _document_problems(schema: dict[str, Any]) -> None:
+    """Say in the OpenAPI document what the handlers below do: every error is a problem
+    document (FastAPI would advertise its own JSON validation error for 422)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    own = ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(own.pop("$defs", {}))
+    components["ProblemDocument"] = own
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            for code, response in responses.items():
+                if code.isdigit() and int(code) >= 400:
+                    response["content"] = PROBLEM_CONTENT
+            responses.setdefault(
+                "default",
+                {
+                    "description": "Any other error, as a problem document",
+                    "content": PROBLEM_CONTENT,
+                },
+            )
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error as a problem document, and document it so in the OpenAPI."""
-    _document_problems(app)
+    complete_openapi(app, _document_problems)
 
     async def on_problem(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -187,10 +187,13 @@ def sweep_before_stopping(bootstrap: str | None, postgres_dsn: str | None) -> No
         thread.submit(asyncio.run, sweep_servers(bootstrap, postgres_dsn)).result()
 
 
-async def topic_records(bootstrap: str) -> AsyncIterator[tuple[str, str]]:
-    """Every record of every topic on the broker (key, value and headers), by where it is."""
+async def topic_records(bootstrap: str, prefix: str = "") -> AsyncIterator[tuple[str, str]]:
+    """Every record of every topic on the broker whose name starts with `prefix` (key, value and
+    headers), by where it is."""
     async with admin_client(bootstrap) as admin:
-        names = [t for t in await admin.list_topics() if not t.startswith("__")]
+        names = [
+            t for t in await admin.list_topics() if t.startswith(prefix) and not t.startswith("__")
+        ]
         described = await admin.describe_topics(names) if names else []
     partitions = [
         TopicPartition(topic["topic"], p["partition"])
@@ -218,20 +221,24 @@ async def topic_records(bootstrap: str) -> AsyncIterator[tuple[str, str]]:
         await consumer.stop()
 
 
-async def table_rows(admin_url: str) -> AsyncIterator[tuple[str, str]]:
-    """Every row of every table of every database of a PostgreSQL server, by where it is."""
-    conn = await asyncpg.connect(admin_url)
-    try:
-        databases = [
-            r["datname"]
-            for r in await conn.fetch(
-                "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn"
-            )
-        ]
-    finally:
-        await conn.close()
+async def table_rows(
+    dsn: str, databases: Sequence[str] | None = None
+) -> AsyncIterator[tuple[str, str]]:
+    """Every row of every table of these databases of a PostgreSQL server (all of them by
+    default), by where it is."""
+    if databases is None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            databases = [
+                r["datname"]
+                for r in await conn.fetch(
+                    "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn"
+                )
+            ]
+        finally:
+            await conn.close()
     for database in databases:
-        conn = await asyncpg.connect(admin_url, database=database)
+        conn = await asyncpg.connect(dsn, database=database)
         try:
             tables = await conn.fetch(
                 "SELECT table_schema, table_name FROM information_schema.tables "

@@ -41,10 +41,13 @@ from motcua_local import (
     _require,
     cache_dir,
     free_port,
+    http_ok,
     pid_alive,
     port_open,
     stop_pid,
 )
+
+from tools.simulate.tokens import Role, clerk_user
 
 KEYCLOAK_VERSION = "26.5.6"
 MIN_JAVA = 21
@@ -194,7 +197,7 @@ class Keycloak:
                 raise PlatformError(
                     f"Keycloak exited with {self.proc.returncode}; see {self.data_dir}/keycloak.log"
                 )
-            if port_open(self.port) and self._answers("/realms/master"):
+            if port_open(self.port) and http_ok(f"{self.url}/realms/master", timeout=3):
                 return
             time.sleep(0.5)
         raise PlatformError(f"Keycloak did not start in {timeout:.0f}s; see {self.data_dir}")
@@ -207,14 +210,6 @@ class Keycloak:
         if self.proc is not None:
             self.proc.wait()
         self.pid = None
-
-    def _answers(self, path: str) -> bool:
-        try:
-            # Our own server on the loopback: the scheme is not the caller's to choose.
-            with urllib.request.urlopen(f"{self.url}{path}", timeout=3) as got:  # noqa: S310
-                return bool(got.status == 200)
-        except OSError:
-            return False
 
     # ------------------------------------------------------------------ the admin REST API
 
@@ -242,22 +237,12 @@ class Keycloak:
         profile["unmanagedAttributePolicy"] = "ADMIN_EDIT"
         call("PUT", profile_url, token=token, body=profile)
 
-    def clerk(self, unit: str, role: str, password: str) -> str:
+    def clerk(self, unit: str, role: Role, password: str) -> str:
         """Create a clerk of `unit` in `role` (the user the simulator would create); its name."""
-        username = f"{role}-{unit}".lower()
-        user = {
-            "username": username,
-            "enabled": True,
-            "email": f"{username}@demo.motcua.invalid",
-            "emailVerified": True,
-            "firstName": role,
-            "lastName": unit,
-            "attributes": {UNIT_CLAIM: [unit], ROLE_CLAIM: [role]},
-            "credentials": [{"type": "password", "value": password, "temporary": False}],
-        }
+        user = clerk_user(unit, role, password)
         url = f"{self.url}/admin/realms/{REALM}/users"
         call("POST", url, token=self.admin_token(), body=user)
-        return username
+        return str(user["username"])
 
 
 def _claim_mapper(attribute: str) -> dict[str, Any]:
@@ -354,8 +339,8 @@ def up() -> Keycloak:
     try:
         keycloak.start()
         keycloak.realm()
-        for role in ("counter", "officer"):
-            keycloak.clerk(DEMO_UNIT, role, clerks)
+        keycloak.clerk(DEMO_UNIT, "counter", clerks)
+        keycloak.clerk(DEMO_UNIT, "officer", clerks)
     except BaseException:
         keycloak.stop()  # not half-started: the next `up` starts afresh
         raise

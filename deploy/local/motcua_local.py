@@ -79,6 +79,16 @@ def stop_pid(pid: int, timeout: float = 30.0) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """Whether our own server on the loopback answers 200 at `url`."""
+    # Over http, to a URL we built: the scheme is not the caller's to choose.
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def _require(tool: str, hint: str) -> str:
     found = shutil.which(tool)
     if found is None:
@@ -664,12 +674,7 @@ class Prometheus:
         raise PlatformError("Prometheus did not start in time")
 
     def _ready(self) -> bool:
-        # Our own server on the loopback, over http: the scheme is not the caller's to choose.
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:  # noqa: S310
-                return bool(response.status == 200)
-        except OSError:
-            return False
+        return http_ok(f"{self.url}/-/ready")
 
     def reload(self) -> None:
         """Re-read the configuration file (the lifecycle API is enabled at start)."""

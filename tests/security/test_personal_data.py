@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
-from shared.contract import Topics
-from shared.kafka import partitions_of
 from shared.reference import REFERENCE_DIR, load_reference
 from tests.conftest import Isolated, Services
 from tests.harness import counter_token, eventually, officer_token
+from tests.pii_sweep import table_rows, topic_records
 from tools.samples import sample_submission
 
 pytestmark = pytest.mark.integration
@@ -55,54 +54,14 @@ def in_clear(text: str) -> list[str]:
     return [number for number in IN_CLEAR if number in squeezed]
 
 
-def _text(value: object) -> str:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", errors="replace")
-    return str(value)
-
-
-async def topic_texts(bootstrap: str, topics: Topics) -> dict[str, str]:
-    """Every record of every topic of the contract (key, value and headers), by where it is."""
-    found: dict[str, str] = {}
-    for topic in topics.all():
-        partitions = await partitions_of(bootstrap, topic)
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-        await consumer.start()
-        try:
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            while [p for p in partitions if await consumer.position(p) < ends[p]]:
-                batches = await consumer.getmany(timeout_ms=1000)
-                for records in batches.values():
-                    for r in records:
-                        headers = " ".join(f"{k}={_text(v)}" for k, v in r.headers)
-                        found[f"{topic}@{r.partition}:{r.offset}"] = " ".join(
-                            [_text(r.key), _text(r.value), headers]
-                        )
-        finally:
-            await consumer.stop()
-    return found
-
-
-async def table_texts(database_url: str) -> dict[str, str]:
-    """Every row of every table of the services' schemas, by table."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        tables = await conn.fetch(
-            "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_type = 'BASE TABLE' "
-            "AND table_schema NOT IN ('pg_catalog', 'information_schema')"
-        )
-        found = {}
-        for schema, table in tables:
-            rows = await conn.fetch(f'SELECT * FROM "{schema}"."{table}"')
-            found[f"{schema}.{table}"] = "\n".join(
-                " ".join(_text(v) for v in row.values()) for row in rows
-            )
-        return found
-    finally:
-        await conn.close()
+async def texts(
+    records: AsyncIterator[tuple[str, str]],
+) -> dict[str, str]:
+    """The records of a sweep reader (tests/pii_sweep.py), joined by where they are."""
+    found: dict[str, list[str]] = {}
+    async for where, text in records:
+        found.setdefault(where, []).append(text)
+    return {where: "\n".join(lines) for where, lines in found.items()}
 
 
 async def test_ids_typed_in_free_text_are_nowhere_in_clear(
@@ -216,8 +175,10 @@ async def test_ids_typed_in_free_text_are_nowhere_in_clear(
     assert "079*********" in read["refused"]["refusal_reason"]
 
     places: dict[str, str] = {
-        **await topic_texts(isolated.platform.kafka.bootstrap, Topics(isolated.topic_prefix)),
-        **await table_texts(isolated.database_url),
+        **await texts(topic_records(isolated.platform.kafka.bootstrap, isolated.topic_prefix)),
+        **await texts(
+            table_rows(isolated.database_url, [urlsplit(isolated.database_url).path[1:]])
+        ),
         **{f"api {name}": str(view) for name, view in read.items()},
         **{f"422 #{n}": text for n, text in enumerate(errors)},
         "intake log": intake.logs(),

@@ -91,7 +91,7 @@ class KeycloakTokens:
 
     @staticmethod
     def username(unit: str, role: Role) -> str:
-        return f"{role}-{unit}".lower()  # Keycloak keeps usernames in lower case
+        return clerk_username(unit, role)
 
     async def _sign_in(self, unit: str, role: Role) -> _Held:
         username = self.username(unit, role)
@@ -137,33 +137,42 @@ class KeycloakTokens:
         username = self.username(unit, role)
         users = f"{self.url}/admin/realms/{self.realm}/users"
         admin = await self._admin_headers()
-        credential = {"type": "password", "value": self._password, "temporary": False}
-        created = await self._http.post(
-            users,
-            headers=admin,
-            json={
-                "username": username,
-                "enabled": True,
-                "email": f"{username}@demo.motcua.invalid",
-                "emailVerified": True,
-                "firstName": role,
-                "lastName": unit,
-                "attributes": {"motcua_unit": [unit], "motcua_role": [role]},
-                "credentials": [credential],
-            },
-        )
+        user = clerk_user(unit, role, self._password)
+        created = await self._http.post(users, headers=admin, json=user)
         if created.status_code == 409:
             found = await self._http.get(
                 users, headers=admin, params={"username": username, "exact": "true"}
             )
-            (user,) = found.json()
+            (found_user,) = found.json()
             reset = await self._http.put(
-                f"{users}/{user['id']}/reset-password", headers=admin, json=credential
+                f"{users}/{found_user['id']}/reset-password",
+                headers=admin,
+                json=user["credentials"][0],
             )
             if reset.status_code != 204:
                 raise SignInRefused(f"{username}: password reset {reset.status_code}")
         elif created.status_code != 201:
             raise SignInRefused(f"{username}: created {created.status_code} {created.text[:300]}")
+
+
+def clerk_username(unit: str, role: Role) -> str:
+    return f"{role}-{unit}".lower()  # Keycloak keeps usernames in lower case
+
+
+def clerk_user(unit: str, role: Role, password: str) -> dict[str, Any]:
+    """A clerk as Keycloak's admin API takes a user: its unit and role as the attributes the
+    realm's mappers put into access tokens (deploy/local/keycloak.py)."""
+    username = clerk_username(unit, role)
+    return {
+        "username": username,
+        "enabled": True,
+        "email": f"{username}@demo.motcua.invalid",
+        "emailVerified": True,
+        "firstName": role,
+        "lastName": unit,
+        "attributes": {"motcua_unit": [unit], "motcua_role": [role]},
+        "credentials": [{"type": "password", "value": password, "temporary": False}],
+    }
 
 
 def _held(answer: dict[str, Any]) -> _Held:

@@ -29,7 +29,14 @@ from shared.contract import (
 )
 from tests.conftest import Isolated, Services
 from tests.factories import received, status_events
-from tests.harness import counter_token, dead_letters, eventually, group_caught_up, scrape
+from tests.harness import (
+    counter_token,
+    dead_letters,
+    eventually,
+    group_caught_up,
+    officer_token,
+    scrape,
+)
 from tests.pii_sweep import LEDGER
 from tools.samples import sample_submission
 
@@ -285,3 +292,46 @@ async def test_a_status_event_the_database_refuses_is_dead_lettered_by_metrics(
         return await group_caught_up(bootstrap, "motcua-metrics", topics.status_events)
 
     await eventually(moved_on, what="metrics' offsets past the poison", within=15)
+
+
+async def test_poison_on_the_status_topic_does_not_stop_the_counters_view(
+    isolated: Isolated, services: Services
+) -> None:
+    """intake folds processing's status events into the counters' view. Poison on its
+    dossier's partition (bytes that are no JSON, JSON that is no status event) sits ahead of
+    processing's real events: the view skips it (the metrics consumer dead-letters the same
+    records) and shows the dossier in processing as the officer starts it."""
+    intake = services.start("intake", MOTCUA_MAX_BATCH="100")
+    processing = services.start("processing")
+    topics = Topics(isolated.topic_prefix)
+    unit, body = sample_submission(random.Random(41))
+    async with httpx.AsyncClient(timeout=30) as http:
+        receipt = await http.post(
+            f"{intake.url}/v1/dossiers", json=body, headers=counter_token(unit)
+        )
+        assert receipt.status_code == 201, receipt.text
+        ident = uuid.UUID(receipt.json()["dossier_id"])
+        producer = AIOKafkaProducer(bootstrap_servers=isolated.platform.kafka.bootstrap)
+        await producer.start()
+        try:
+            for poison in (b"\xff\x00 not json", b'{"type": "DossierStatusChanged"}'):
+                await producer.send_and_wait(topics.status_events, poison, key=dossier_key(ident))
+        finally:
+            await producer.stop()
+
+        officer = officer_token(receipt.json()["competent_unit"])
+        dossier = f"{processing.url}/v1/dossiers/{ident}"
+
+        async def in_processing() -> bool:
+            return (await http.get(dossier, headers=officer)).status_code == 200
+
+        await eventually(in_processing, what="processing has the dossier")
+        started = await http.post(f"{dossier}/start", headers=officer)
+        assert started.status_code == 200, started.text
+
+        async def counters_see_it_started() -> bool:
+            view = await http.get(f"{intake.url}/v1/dossiers/{ident}", headers=counter_token(unit))
+            return bool(view.json()["status_name"] == "processing")
+
+        await eventually(counters_see_it_started, what="the counters' view past the poison")
+    assert "status event skipped" in intake.logs()
