@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from shared.auth import Caller, InvalidToken, Role, verify
 from shared.oidc import OidcVerifier
+from shared.probes import CLUSTER_PATHS
 from shared.problems import PROBLEM_CONTENT, Problem, complete_openapi
 from shared.settings import IdentitySettings, ServiceSettings
 
@@ -181,10 +182,6 @@ class Gate:
         )
 
 
-# The probes and the scrape: open to the cluster, never to a token.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
 def document_bearer(app: FastAPI, role: Role) -> None:
     """Say in the OpenAPI document that every route but the probes wants a bearer token of
     `role` (the routes read the header themselves: FastAPI cannot see it), so that /docs offers
@@ -204,7 +201,7 @@ def document_bearer(app: FastAPI, role: Role) -> None:
             "403": f"Not a token of the {role} role",
         }
         for path, operations in schema.get("paths", {}).items():
-            if path in OPEN_PATHS:
+            if path in CLUSTER_PATHS:
                 continue
             for operation in operations.values():
                 operation["security"] = [{"bearer": []}]

@@ -10,6 +10,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from shared.probes import CLUSTER_PATHS
 from shared.problems import problem_response
 from shared.ratelimit import Budgets, retry_after
 
@@ -99,8 +100,6 @@ RATE_LIMITED = Counter(
 for _budget in ("caller", "unit", "anonymous", "auth_failures"):
     RATE_LIMITED.labels(_budget)
 
-# Probes and scrapes come from the kubelet and Prometheus: never throttled.
-UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _AUTHORIZATION = b"authorization"
 _REFUSALS = {
     "caller": "Too many requests from this caller: retry later",
@@ -169,7 +168,7 @@ class RateLimits:
         self._known: dict[str, Identity] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+        if scope["type"] != "http" or scope["path"] in CLUSTER_PATHS:
             await self.app(scope, receive, send)
             return
         now = self.clock()

@@ -16,6 +16,10 @@ class NotReady(Exception):
 
 Check = Callable[[], Awaitable[bool]]
 
+# The probes and the scrape: asked by the kubelet and Prometheus, so never behind a token nor a
+# rate limit.
+CLUSTER_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
 
 def health_router(
     checks: dict[str, Check], informational: frozenset[str] = frozenset()

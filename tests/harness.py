@@ -132,8 +132,7 @@ class ServiceProcess:
             page = httpx.get(f"{self.url}/metrics", timeout=5)
         except httpx.HTTPError:
             return
-        LEDGER.check(f"/metrics of {self.name}", page.text)
-        LEDGER.count("/metrics pages")
+        LEDGER.said("/metrics pages", f"/metrics of {self.name}", page.text)
 
     def signal(self, signum: int) -> None:
         assert self.proc is not None
@@ -176,6 +175,16 @@ async def eventually(
             return
         await asyncio.sleep(0.25)
     raise AssertionError(f"timed out after {within}s waiting for {what}")
+
+
+async def readable(client: httpx.AsyncClient, url: str, headers: dict[str, str], what: str) -> None:
+    """Wait until GET `url` answers 200 with these headers (a dossier reaching processing over
+    Kafka: 404 until then)."""
+
+    async def answered() -> bool:
+        return (await client.get(url, headers=headers)).status_code == 200
+
+    await eventually(answered, what=what)
 
 
 async def scrape_when(url: str, sample: str, value: float, what: str) -> dict[str, float]:

@@ -134,8 +134,8 @@ class Ledger:
                 self.typed(path.read_bytes())
 
     def said(self, kind: str, where: str, text: str) -> None:
-        """Text a service or the command line gave back, checked at once (the known numbers
-        include what the request that caused it typed)."""
+        """Text of one kind found somewhere, checked at once: an answer is checked with the
+        numbers the request that caused it typed already known."""
         self.check(where, text)
         self.count(kind)
 
@@ -157,7 +157,7 @@ class Ledger:
 LEDGER = Ledger()
 
 
-async def sweep_files(files: dict[Path, str]) -> None:
+def sweep_files(files: dict[Path, str]) -> None:
     """Check every line of the files that still exist (logs)."""
     for path, where in files.items():
         if not path.exists():
@@ -172,12 +172,10 @@ async def sweep_servers(bootstrap: str | None, postgres_dsn: str | None) -> None
     """Check every record of every topic and every row of every table of these servers."""
     if bootstrap is not None:
         async for where, text in topic_records(bootstrap):
-            LEDGER.check(where, text)
-            LEDGER.count("topic records")
+            LEDGER.said("topic records", where, text)
     if postgres_dsn is not None:
         async for where, text in table_rows(postgres_dsn):
-            LEDGER.check(where, text)
-            LEDGER.count("table rows")
+            LEDGER.said("table rows", where, text)
 
 
 def sweep_before_stopping(bootstrap: str | None, postgres_dsn: str | None) -> None:

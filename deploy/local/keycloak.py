@@ -47,15 +47,18 @@ from motcua_local import (
     stop_pid,
 )
 
-from tools.simulate.tokens import Role, clerk_user
+from shared.auth import Role
+from tools.simulate.tokens import (
+    CLIENT,
+    REALM,
+    ROLE_ATTRIBUTE,
+    UNIT_ATTRIBUTE,
+    clerk_user,
+)
 
 KEYCLOAK_VERSION = "26.5.6"
 MIN_JAVA = 21
-REALM = "motcua"
-CLIENT = "motcua-apps"  # the counters' and officers' applications sign in as this client
 AUDIENCE = "motcua"  # the `aud` the services require (MOTCUA_OIDC_AUDIENCE)
-UNIT_CLAIM = "motcua_unit"
-ROLE_CLAIM = "motcua_role"
 ADMIN = "admin"
 # The clerks made at `up`, to sign in by hand: the Public Administration Service Center of
 # phường Ba Đình, Hà Nội.
@@ -159,8 +162,9 @@ class Keycloak:
             "MOTCUA_OIDC_ISSUER": self.issuer,
             "MOTCUA_OIDC_AUDIENCE": AUDIENCE,
             "MOTCUA_OIDC_JWKS_URL": self.jwks_url,
-            "MOTCUA_OIDC_UNIT_CLAIM": UNIT_CLAIM,
-            "MOTCUA_OIDC_ROLE_CLAIM": ROLE_CLAIM,
+            # The realm's mappers give each claim its user attribute's name.
+            "MOTCUA_OIDC_UNIT_CLAIM": UNIT_ATTRIBUTE,
+            "MOTCUA_OIDC_ROLE_CLAIM": ROLE_ATTRIBUTE,
         }
 
     def start(self, timeout: float = 180.0) -> None:
@@ -276,8 +280,8 @@ def realm_representation() -> dict[str, Any]:
                 "directAccessGrantsEnabled": True,
                 "standardFlowEnabled": False,
                 "protocolMappers": [
-                    _claim_mapper(UNIT_CLAIM),
-                    _claim_mapper(ROLE_CLAIM),
+                    _claim_mapper(UNIT_ATTRIBUTE),
+                    _claim_mapper(ROLE_ATTRIBUTE),
                     {
                         "name": "audience",
                         "protocol": "openid-connect",

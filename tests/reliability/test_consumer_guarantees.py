@@ -35,6 +35,7 @@ from tests.harness import (
     eventually,
     group_caught_up,
     officer_token,
+    readable,
     scrape,
 )
 from tests.pii_sweep import LEDGER
@@ -322,10 +323,7 @@ async def test_poison_on_the_status_topic_does_not_stop_the_counters_view(
         officer = officer_token(receipt.json()["competent_unit"])
         dossier = f"{processing.url}/v1/dossiers/{ident}"
 
-        async def in_processing() -> bool:
-            return (await http.get(dossier, headers=officer)).status_code == 200
-
-        await eventually(in_processing, what="processing has the dossier")
+        await readable(http, dossier, officer, "processing has the dossier")
         started = await http.post(f"{dossier}/start", headers=officer)
         assert started.status_code == 200, started.text
 

@@ -18,7 +18,7 @@ import pytest
 
 from shared.reference import REFERENCE_DIR, load_reference
 from tests.conftest import Services
-from tests.harness import eventually
+from tests.harness import readable
 from tools.samples import sample_submission
 from tools.simulate.tokens import KeycloakTokens
 
@@ -68,10 +68,7 @@ async def test_clerks_signed_in_at_keycloak_receive_and_process_dossiers(
         officer = await clerks.headers(receipt["competent_unit"], "officer")
         url = f"{processing.url}/v1/dossiers/{receipt['dossier_id']}"
 
-        async def processing_has_it() -> bool:
-            return (await http.get(url, headers=officer)).status_code == 200
-
-        await eventually(processing_has_it, what="the officer reads the dossier")
+        await readable(http, url, officer, "the officer reads the dossier")
         started = await http.post(f"{url}/start", headers=officer)
         assert started.status_code == 200, started.text
 

@@ -24,7 +24,7 @@ from tools.simulate.plan import (
     dossier_rng,
     plan_dossier,
 )
-from tools.simulate.tokens import Role, SignInRefused, TokenSource
+from tools.simulate.tokens import SignInRefused, TokenSource
 
 WAIT_SECONDS = 30.0  # how long to wait for the other service to catch up (Kafka in between)
 # The summary lists outcomes in the order they happen to a dossier.
@@ -115,7 +115,7 @@ class Simulation:
 
     async def _life(self, plan: Plan) -> None:
         r = await self.intake.post(
-            "/v1/dossiers", json=plan.body, headers=await self._token(plan.unit, "counter")
+            "/v1/dossiers", json=plan.body, headers=await self.tokens.headers(plan.unit, "counter")
         )
         if not self._ok(r, "submission"):
             return
@@ -202,7 +202,7 @@ class Simulation:
         r = await self.processing.post(
             f"/v1/dossiers/{case.id}/{action}",
             json=body,
-            headers=await self._token(case.competent, "officer"),
+            headers=await self.tokens.headers(case.competent, "officer"),
         )
         return self._ok(r, action)
 
@@ -214,7 +214,7 @@ class Simulation:
             r = await self.intake.post(
                 f"/v1/dossiers/{case.id}/{action}",
                 json=body,
-                headers=await self._token(case.plan.unit, "counter"),
+                headers=await self.tokens.headers(case.plan.unit, "counter"),
             )
             if r.status_code != 409 or time.monotonic() > deadline:
                 return self._ok(r, action)
@@ -225,7 +225,8 @@ class Simulation:
         deadline = time.monotonic() + WAIT_SECONDS
         while time.monotonic() < deadline:
             r = await self.processing.get(
-                f"/v1/dossiers/{case.id}", headers=await self._token(case.competent, "officer")
+                f"/v1/dossiers/{case.id}",
+                headers=await self.tokens.headers(case.competent, "officer"),
             )
             if r.status_code == 200 and r.json()["status_name"] == status:
                 return True
@@ -241,9 +242,6 @@ class Simulation:
             return True
         self.outcome.fail(f"{action} {response.status_code}")
         return False
-
-    async def _token(self, unit: str, role: Role) -> dict[str, str]:
-        return await self.tokens.headers(unit, role)
 
 
 @dataclass

@@ -13,13 +13,19 @@ import asyncio
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import httpx
 
-from shared.auth import mint
+from shared.auth import Role, mint
 
-Role = Literal["counter", "officer"]
+# The demo realm (deploy/local/keycloak.py creates it): its name, the client the counters' and
+# officers' applications sign in as, and the user attributes its mappers put into access tokens
+# as claims of the same names.
+REALM = "motcua"
+CLIENT = "motcua-apps"
+UNIT_ATTRIBUTE = "motcua_unit"
+ROLE_ATTRIBUTE = "motcua_role"
 # Sign in again this long before a token expires: a request may take that long to arrive.
 RENEW_BEFORE_S = 30.0
 
@@ -60,8 +66,8 @@ class KeycloakTokens:
         url: str,
         admin_password: str,
         *,
-        realm: str = "motcua",
-        client: str = "motcua-apps",
+        realm: str = REALM,
+        client: str = CLIENT,
         admin: str = "admin",
         password: str | None = None,
     ) -> None:
@@ -89,12 +95,8 @@ class KeycloakTokens:
                     held = self._held[who] = await self._sign_in(unit, role)
         return {"Authorization": f"Bearer {held.token}"}
 
-    @staticmethod
-    def username(unit: str, role: Role) -> str:
-        return clerk_username(unit, role)
-
     async def _sign_in(self, unit: str, role: Role) -> _Held:
-        username = self.username(unit, role)
+        username = clerk_username(unit, role)
         answer = await self._password_grant(username)
         if answer.status_code == 401:  # no such clerk yet (or another run's password)
             await self._provision(unit, role)
@@ -134,7 +136,7 @@ class KeycloakTokens:
 
     async def _provision(self, unit: str, role: Role) -> None:
         """Create the clerk, or give an existing one (from an earlier run) this run's password."""
-        username = self.username(unit, role)
+        username = clerk_username(unit, role)
         users = f"{self.url}/admin/realms/{self.realm}/users"
         admin = await self._admin_headers()
         user = clerk_user(unit, role, self._password)
@@ -170,7 +172,7 @@ def clerk_user(unit: str, role: Role, password: str) -> dict[str, Any]:
         "emailVerified": True,
         "firstName": role,
         "lastName": unit,
-        "attributes": {"motcua_unit": [unit], "motcua_role": [role]},
+        "attributes": {UNIT_ATTRIBUTE: [unit], ROLE_ATTRIBUTE: [role]},
         "credentials": [{"type": "password", "value": password, "temporary": False}],
     }
 
